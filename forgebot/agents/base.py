@@ -1,0 +1,106 @@
+"""The adapter contract every agent CLI implements.
+
+An adapter is pure apart from reading the profile: it builds the invocation (argv, extra environment,
+optional stdin) and parses output lines into normalized events. The runner owns the process, so an
+adapter never starts anything itself and is testable on recorded output alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Protocol
+
+from forgebot.core.models import AgentProfile, Usage
+
+
+class EventKind(StrEnum):
+    PROGRESS = "progress"  # a short line for live tables
+    SESSION = "session"  # the CLI's session id, used to resume for follow-ups
+    USAGE = "usage"  # tokens / cost / turns (cumulative values replace, None keeps)
+    MESSAGE = "message"  # the agent's final answer
+    ERROR = "error"  # the CLI reported an error (API failure, refusal, crash) even if it exits 0
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    kind: EventKind
+    text: str = ""
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    stdin: bytes | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the runner asks of an adapter for one start (or resume) of an agent."""
+
+    profile: AgentProfile
+    prompt: str
+    prompt_file: str
+    workdir: str
+    home: str
+    resume_session: str | None = None
+
+
+class OutputParser(Protocol):
+    def feed(self, line: str) -> Iterable[AgentEvent]: ...
+
+
+class Adapter(Protocol):
+    executor: str
+    # Paths (git pathspec globs) the CLI leaves behind in the worktree that must never be committed.
+    ignored_paths: tuple[str, ...]
+
+    def invocation(self, request: RunRequest) -> Invocation: ...
+
+    def parser(self) -> OutputParser: ...
+
+
+class AgentUnavailable(Exception):
+    """The agent cannot run here (CLI missing, credentials absent); the message says how to fix it."""
+
+
+@dataclass
+class RunSummary:
+    """Folds a stream of events into what the engine records for an attempt."""
+
+    session_id: str | None = None
+    final_message: str | None = None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    progress: str = ""
+
+    def add(self, event: AgentEvent) -> None:
+        if event.kind is EventKind.PROGRESS:
+            self.progress = event.text
+        elif event.kind is EventKind.SESSION:
+            self.session_id = event.text or self.session_id
+        elif event.kind is EventKind.MESSAGE:
+            self.final_message = event.text
+        elif event.kind is EventKind.ERROR:
+            self.error = self.error or event.text
+        elif event.usage is not None:
+            self.usage = merge_usage(self.usage, event.usage)
+
+
+def merge_usage(current: Usage, update: Usage) -> Usage:
+    """Fields in `update` replace those in `current`; None keeps the old value."""
+    changes = {name: value for name, value in vars(update).items() if value is not None}
+    return replace(current, **changes)
+
+
+def render_argv(template: Iterable[str], values: Mapping[str, str]) -> tuple[str, ...]:
+    """Fill `{prompt}`-style placeholders in each argument; unknown braces are left alone."""
+    rendered = []
+    for arg in template:
+        for key, value in values.items():
+            arg = arg.replace("{" + key + "}", value)
+        rendered.append(arg)
+    return tuple(rendered)

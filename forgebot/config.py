@@ -1,0 +1,431 @@
+"""Configuration: a user/server YAML file, the repository's `.github/forge.yml`, then FORGEBOT_* variables.
+
+Every problem is reported as "<source> <dotted.key>: <what is wrong>" so a typo points at its line of YAML.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, get_origin
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from forgebot.core.models import AgentProfile, CheckSpec, Price, Strategy
+
+REPO_CONFIG_PATH = ".github/forge.yml"
+PLACEHOLDERS = ("prompt", "prompt_file", "workdir", "model")
+
+
+class ConfigError(Exception):
+    """One or more configuration problems; `problems` holds one line each."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+_DURATION_PART = r"(\d+(?:\.\d+)?)"
+_DURATION_RE = re.compile(rf"(?:{_DURATION_PART}h)?(?:{_DURATION_PART}m)?(?:{_DURATION_PART}s)?")
+_PLAIN_NUMBER_RE = re.compile(_DURATION_PART)
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds from 30, "1.5", "90s", "45m", "2h" or "1h30m"; ValueError unless finite and > 0."""
+    seconds = _duration_seconds(value)
+    if seconds is None:
+        raise ValueError(f"{value!r} is not a duration (use 90s, 45m, 1h30m or seconds)")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return seconds
+
+
+def _duration_seconds(value: object) -> float | None:
+    # bool is an int subclass, but `timeout: true` is a mistake, not one second.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    if _PLAIN_NUMBER_RE.fullmatch(text):
+        return float(text)
+    match = _DURATION_RE.fullmatch(text)
+    if not text or match is None:
+        return None
+    hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
+    return hours * 3600 + minutes * 60 + secs
+
+
+def _validate_duration(value: object) -> float:
+    try:
+        return parse_duration(value)  # type: ignore[arg-type]  # any YAML value may arrive here
+    except ValueError as exc:
+        raise PydanticCustomError("duration", str(exc)) from None
+
+
+Duration = Annotated[float, BeforeValidator(_validate_duration)]
+
+_AGENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")
+
+
+def _check_agent_names(agents: dict[str, AgentConfig]) -> dict[str, AgentConfig]:
+    # Names end up in branch names and on the command line, so keep them plain.
+    bad = [name for name in agents if not _AGENT_NAME_RE.fullmatch(name)]
+    if bad:
+        raise PydanticCustomError(
+            "agent_name", f"{bad[0]!r} is not a valid agent name (use letters, digits, '.', '_' and '-')"
+        )
+    return agents
+
+
+def _check_unique_names(checks: list[CheckConfig]) -> list[CheckConfig]:
+    seen: set[str] = set()
+    for check in checks:
+        if check.name in seen:
+            raise PydanticCustomError("duplicate_check", f"duplicate check name {check.name!r}")
+        seen.add(check.name)
+    return checks
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PriceConfig(_Strict):
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class AgentConfig(_Strict):
+    executor: str = Field(min_length=1)
+    command: list[str] = Field(default_factory=list, validate_default=True)
+    model: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    persona: str = ""
+    price: PriceConfig | None = None
+    tier: int = Field(default=1, ge=1)
+
+    @field_validator("command")
+    @classmethod
+    def _command_fits_executor(cls, command: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("executor") == "command" and not command:
+            raise PydanticCustomError("missing_command", "required when executor is 'command'")
+        unknown = sorted(
+            {name for part in command for name in _PLACEHOLDER_RE.findall(part)} - {*PLACEHOLDERS}
+        )
+        if unknown:
+            known = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+            raise PydanticCustomError("placeholder", f"unknown placeholder {{{unknown[0]}}} (use {known})")
+        return command
+
+
+class Defaults(_Strict):
+    agents: list[str] = Field(default_factory=list)
+    strategy: Strategy = Strategy.PARALLEL
+    quality_threshold: float = Field(default=0.8, ge=0, le=1)
+    base: str | None = None
+
+
+class CheckConfig(_Strict):
+    name: str = Field(min_length=1)
+    run: list[str] = Field(min_length=1)
+    timeout: Duration = 600.0
+
+
+class Limits(_Strict):
+    max_parallel: int = Field(default=4, ge=1)
+    per_repo: int = Field(default=4, ge=1)
+    per_agent: int = Field(default=2, ge=1)
+    attempt_timeout: Duration = 45 * 60.0
+    log_cap_bytes: int = Field(default=5_000_000, ge=1)
+
+
+class Policy(_Strict):
+    """What the user/server file allows a repository's .github/forge.yml to do."""
+
+    repo_may_add_command_agents: bool = True
+    repo_may_set_checks: bool = True
+
+
+Agents = Annotated[dict[str, AgentConfig], AfterValidator(_check_agent_names)]
+Checks = Annotated[list[CheckConfig], AfterValidator(_check_unique_names)]
+
+
+class _Document(_Strict):
+    """A whole config file."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty_sections(cls, data: Any) -> Any:
+        # `agents:` with every entry commented out parses as None; treat it as an empty section.
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+class Settings(_Document):
+    agents: Agents = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    checks: Checks = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    policy: Policy = Field(default_factory=Policy)
+    data_dir: str | None = None
+    store_url: str | None = None
+    # Sections owned by the GitHub bot; validated there.
+    github: dict[str, Any] = Field(default_factory=dict)
+    bot: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _default_agents_exist(self) -> Settings:
+        unknown = [name for name in self.defaults.agents if name not in self.agents]
+        if unknown:
+            known = ", ".join(sorted(self.agents)) or "none"
+            raise PydanticCustomError(
+                "unknown_agent", f"defaults.agents: unknown agent {unknown[0]!r} (configured: {known})"
+            )
+        return self
+
+
+class RepoConfig(_Document):
+    """A repository's .github/forge.yml: the subset of Settings a repository may set."""
+
+    agents: Agents = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    checks: Checks = Field(default_factory=list)
+    _source: str = PrivateAttr(default=REPO_CONFIG_PATH)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+
+def _problems(
+    exc: ValidationError, source: str, sources: Mapping[tuple[str, ...], str] | None = None
+) -> list[str]:
+    """One line per pydantic error; `sources` relabels errors under a key path (the variable that set it)."""
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        label = next((name for path, name in (sources or {}).items() if loc[: len(path)] == path), source)
+        # Model-level errors have no location; their message starts with the key it concerns.
+        lines.append(f"{label} {'.'.join(loc)}: {error['msg']}" if loc else f"{label} {error['msg']}")
+    return lines
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _validate(model: type[_Model], data: Any, source: str) -> _Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(*_problems(exc, source)) from None
+
+
+def _parse_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise ConfigError(f"{source} line {line}: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason})") from None
+
+
+_ENV_PREFIX = "FORGEBOT_"
+_ENV_TOP_LEVEL = {"FORGEBOT_DATA_DIR": "data_dir", "FORGEBOT_STORE_URL": "store_url"}
+_ENV_SECTIONS: dict[str, type[BaseModel]] = {"defaults": Defaults, "limits": Limits, "policy": Policy}
+# Read by other parts of forgebot (CLI, GitHub bot), not by this module.
+_ENV_IGNORED = {"FORGEBOT_CONFIG", "FORGEBOT_WEBHOOK_SECRET"}
+_ENV_IGNORED_PREFIXES = ("FORGEBOT_GITHUB_", "FORGEBOT_LOG_")
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, str | list[str]]]:
+    """Key path -> (variable name, raw value) for every FORGEBOT_* variable that sets a config key."""
+    overrides: dict[tuple[str, ...], tuple[str, str | list[str]]] = {}
+    unknown = []
+    for name in sorted(environ):
+        if not name.startswith(_ENV_PREFIX) or name in _ENV_IGNORED or name.startswith(_ENV_IGNORED_PREFIXES):
+            continue
+        if name in _ENV_TOP_LEVEL:
+            overrides[(_ENV_TOP_LEVEL[name],)] = (name, environ[name])
+        elif "__" in name:
+            path = tuple(name.removeprefix(_ENV_PREFIX).lower().split("__"))
+            model = _ENV_SECTIONS.get(path[0])
+            field = model.model_fields.get(path[1]) if model and len(path) == 2 else None
+            if field is None:
+                unknown.append(name)
+                continue
+            raw = environ[name]
+            value = (
+                [item.strip() for item in raw.split(",") if item.strip()]
+                if _is_list(field.annotation)
+                else raw
+            )
+            overrides[path] = (name, value)
+    if unknown:
+        sections = "|".join(name.upper() for name in _ENV_SECTIONS)
+        hint = f"settable: FORGEBOT_DATA_DIR, FORGEBOT_STORE_URL, FORGEBOT_<{sections}>__<KEY>"
+        raise ConfigError(*(f"environment {name}: not a known setting ({hint})" for name in unknown))
+    return overrides
+
+
+def _is_list(annotation: Any) -> bool:
+    return get_origin(annotation) is list
+
+
+def _apply_env(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    overrides = _env_overrides(environ)
+    if not overrides:
+        return settings
+    data = settings.model_dump(exclude_unset=True)
+    for path, (_, value) in overrides.items():
+        target = data
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        labels = {path: f"environment {name}" for path, (name, _) in overrides.items()}
+        raise ConfigError(*_problems(exc, "environment", labels)) from None
+
+
+def load_settings(path: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """The user/server file (`path`, else $FORGEBOT_CONFIG, else nothing) with FORGEBOT_* overrides on top."""
+    env = os.environ if environ is None else environ
+    path = path or env.get("FORGEBOT_CONFIG") or None
+    if path is None:
+        settings = Settings()
+    else:
+        source = Path(path)
+        settings = _validate(Settings, _parse_yaml(_read_text(source), str(source)), str(source))
+    return _apply_env(settings, env)
+
+
+def load_repo_config(text: str, source: str = REPO_CONFIG_PATH) -> RepoConfig:
+    repo = _validate(RepoConfig, _parse_yaml(text, source), source)
+    repo._source = source
+    return repo
+
+
+def merge(settings: Settings, repo: RepoConfig) -> Settings:
+    """Apply a repository's config to the user/server settings, within what `settings.policy` allows."""
+    problems = [
+        f"{repo.source} agents.{name}: command agents are not allowed by the server config"
+        for name, agent in repo.agents.items()
+        if agent.executor == "command" and not settings.policy.repo_may_add_command_agents
+    ]
+    repo_sets_checks = "checks" in repo.model_fields_set
+    if repo_sets_checks and not settings.policy.repo_may_set_checks:
+        problems.append(f"{repo.source} checks: setting checks is not allowed by the server config")
+    if problems:
+        raise ConfigError(*problems)
+    defaults = {name: getattr(repo.defaults, name) for name in repo.defaults.model_fields_set}
+    merged = {
+        **dict(settings),
+        "agents": {**settings.agents, **repo.agents},
+        "defaults": settings.defaults.model_copy(update=defaults),
+        "checks": repo.checks if repo_sets_checks else settings.checks,
+    }
+    return _validate(Settings, merged, repo.source)
+
+
+def load_for_repo(
+    repo_dir: str, path: str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Local mode: user settings, then <repo_dir>/.github/forge.yml from the work tree; env stays on top."""
+    env = os.environ if environ is None else environ
+    settings = load_settings(path, env)
+    repo_file = Path(repo_dir) / REPO_CONFIG_PATH
+    if not repo_file.exists():
+        return settings
+    repo = load_repo_config(_read_text(repo_file), str(repo_file))
+    return _apply_env(merge(settings, repo), env)
+
+
+def to_profiles(settings: Settings) -> dict[str, AgentProfile]:
+    return {
+        name: AgentProfile(
+            name=name,
+            executor=agent.executor,
+            command=tuple(agent.command),
+            model=agent.model,
+            args=tuple(agent.args),
+            env=dict(agent.env),
+            persona=agent.persona,
+            price=Price(agent.price.input_per_mtok, agent.price.output_per_mtok) if agent.price else None,
+            tier=agent.tier,
+        )
+        for name, agent in settings.agents.items()
+    }
+
+
+def to_checks(settings: Settings) -> tuple[CheckSpec, ...]:
+    return tuple(
+        CheckSpec(name=check.name, run=tuple(check.run), timeout=check.timeout) for check in settings.checks
+    )
+
+
+_REFERENCE_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def resolve_env(template: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Substitute ${NAME} references from forgebot's environment; "$${NAME}" stays a literal "${NAME}"."""
+    problems: list[str] = []
+
+    def substitute(key: str, match: re.Match[str]) -> str:
+        # Records problems instead of raising so one error lists every missing variable.
+        escaped, name = match.groups()
+        if escaped:
+            return "${" + name + "}"
+        if not _ENV_NAME_RE.fullmatch(name):
+            problems.append(f"env {key}: {match.group(0)} is not a valid variable reference")
+        elif name not in environ:
+            problems.append(f"env {key}: ${{{name}}} is not set in forgebot's environment")
+        else:
+            return environ[name]
+        return match.group(0)
+
+    resolved = {key: _REFERENCE_RE.sub(partial(substitute, key), value) for key, value in template.items()}
+    if problems:
+        raise ConfigError(*problems)
+    return resolved

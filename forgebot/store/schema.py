@@ -1,0 +1,85 @@
+"""Table definitions: the single source of table and column names.
+
+Migrations under migrations/versions spell the same schema out explicitly; a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Deterministic constraint names, so migrations can refer to them on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("repo", Text, nullable=False),
+    Column("base_branch", Text, nullable=False),
+    Column("base_sha", String(64), nullable=False),
+    Column("strategy", String(16), nullable=False),
+    Column("quality_threshold", Double, nullable=False),
+    Column("checks", Text, nullable=False),  # JSON list of CheckSpec
+    Column("created_at", Double, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("external_ref", Text),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False, index=True),
+    # Copied from the task so the database itself can keep branch names unique per repository.
+    Column("repo", Text, nullable=False),
+    Column("profile", Text, nullable=False),  # JSON AgentProfile
+    Column("branch", Text, nullable=False),
+    Column("worktree", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("created_at", Double, nullable=False),
+    Column("started_at", Double),
+    Column("finished_at", Double),
+    Column("exit_code", Integer),
+    Column("error", Text),
+    Column("session_id", Text),
+    Column("final_message", Text),
+    # DiffStats and Usage as plain columns so reports can sum them in SQL.
+    Column("files", Integer, nullable=False),
+    Column("insertions", Integer, nullable=False),
+    Column("deletions", Integer, nullable=False),
+    Column("checks", Text, nullable=False),  # JSON list of CheckResult
+    Column("tokens_in", BigInteger),
+    Column("tokens_out", BigInteger),
+    Column("cache_read", BigInteger),
+    Column("cache_write", BigInteger),
+    Column("cost_usd", Double),
+    Column("turns", Integer),
+    Column("commit_sha", String(64)),
+    Column("log_path", Text),
+    Column("pid", Integer),
+    Column("owner", Text),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("progress", Text, nullable=False),
+    UniqueConstraint("repo", "branch"),
+)

@@ -1,0 +1,63 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+# ======== store fixtures (forgebot/store) ========
+# `store_url` runs a test on a SQLite file and on PostgreSQL; `pg_url` is a PostgreSQL URL whose search_path
+# points at a fresh schema dropped after the test, so parallel runs never clash.
+
+PG_HOST = "127.0.0.1"
+PG_PORT = 5432
+PG_DATABASE = "test"
+
+
+def _pg_admin() -> tuple[psycopg.Connection[tuple[object, ...]], str]:
+    """An autocommit connection and the user it logged in as; skips (fails on CI) when unreachable."""
+    errors = []
+    for user in ("postgres", "root"):
+        try:
+            conn = psycopg.connect(
+                host=PG_HOST, port=PG_PORT, user=user, dbname=PG_DATABASE, autocommit=True, connect_timeout=3
+            )
+        except psycopg.OperationalError as exc:
+            errors.append(f"{user}: {exc}".strip())
+            continue
+        return conn, user
+    message = f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}: {'; '.join(errors)}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    admin, user = _pg_admin()
+    schema = f"t_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield (
+                f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}"
+                f"?options=-csearch_path%3D{schema}"
+            )
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'forgebot.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+# ======== end of store fixtures ========
