@@ -50,6 +50,7 @@ def engine_settings(settings: Settings) -> EngineSettings:
         per_agent=limits.per_agent,
         attempt_timeout=limits.attempt_timeout,
         log_cap_bytes=limits.log_cap_bytes,
+        max_output_bytes=limits.max_output_bytes,
     )
 
 

@@ -159,6 +159,8 @@ class Limits(_Strict):
     per_agent: int = Field(default=2, ge=1)
     attempt_timeout: Duration = 45 * 60.0
     log_cap_bytes: int = Field(default=5_000_000, ge=1)
+    # An agent printing more than this is stuck in a loop: it is stopped and its attempt fails.
+    max_output_bytes: int = Field(default=100_000_000, ge=1)
 
 
 class Policy(_Strict):

@@ -111,13 +111,14 @@ async def test_per_agent_limit_queues_repeats_of_one_agent(tmp_path: Path, repo:
 
 
 async def test_crash_hang_flood_and_silence_fail_only_their_own_attempt(tmp_path: Path, repo: Path) -> None:
-    engine = make_engine(tmp_path, attempt_timeout=2.0, log_cap_bytes=100_000)
+    engine = make_engine(tmp_path, attempt_timeout=2.0, log_cap_bytes=100_000, max_output_bytes=30_000_000)
     await engine.start()
     profiles = [
         agent("good", "write", "good.txt", "ok"),
         agent("crash", "write", "half.txt", "x", "say", "boom: segfault", "exit", "3"),
         agent("hang", "hang"),
-        agent("flood", "flood", "8", "write", "flood.txt", "survived"),
+        agent("chatty", "flood", "8", "write", "chatty.txt", "survived"),
+        agent("flood", "flood", "40", "write", "flood.txt", "never"),
         agent("silent"),
         agent("liar", "error", "API Error: 500 overloaded", "write", "l.txt", "x"),
     ]
@@ -127,8 +128,10 @@ async def test_crash_hang_flood_and_silence_fail_only_their_own_attempt(tmp_path
     assert attempts["crash"].status is S.FAILED
     assert attempts["crash"].error == "agent exited with code 3: boom: segfault"
     assert attempts["hang"].status is S.TIMED_OUT and attempts["hang"].error == "timed out after 2s"
-    assert attempts["flood"].status is S.SUCCEEDED
-    assert os.path.getsize(attempts["flood"].log_path or "") < 200_000
+    assert attempts["chatty"].status is S.SUCCEEDED  # lots of output, under the limit: only the log is capped
+    assert os.path.getsize(attempts["chatty"].log_path or "") < 200_000
+    assert attempts["flood"].status is S.FAILED
+    assert (attempts["flood"].error or "").startswith("agent stopped: it printed more than 30 MB")
     assert attempts["silent"].status is S.FAILED and attempts["silent"].error == "no changes"
     assert attempts["liar"].status is S.FAILED
     assert attempts["liar"].error == "agent reported an error: API Error: 500 overloaded"

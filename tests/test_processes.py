@@ -227,6 +227,15 @@ async def test_flood_without_newlines_is_capped(tmp_path: Path) -> None:
     assert result.tail == "x" * TAIL_BYTES
 
 
+async def test_output_limit_stops_a_child_stuck_printing(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, py("flood.py", str(200 * 1024 * 1024)), output_limit_bytes=2_000_000, kill_grace=0.3)
+    result, _ = await run_collecting(spec)
+
+    assert result.flooded and not result.ok and not result.timed_out
+    assert 2_000_000 < result.output_bytes < 200 * 1024 * 1024
+    assert result.exit_code != 0
+
+
 async def test_log_below_cap_holds_all_output(tmp_path: Path) -> None:
     log = tmp_path / "new" / "run.log"
     result, _ = await run_collecting(make_spec(tmp_path, py("lines.py", "4", "0"), log_path=str(log)))
@@ -341,9 +350,7 @@ def test_pid_alive() -> None:
         pid_alive(0)
 
 
-def test_spawn_detached_runs_in_its_own_session_with_our_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_spawn_detached_runs_in_its_own_session_with_our_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FORGEBOT_WORKER_MARK", "inherited")
     log = tmp_path / "logs" / "worker.log"
     log.parent.mkdir()

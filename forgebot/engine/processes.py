@@ -8,6 +8,7 @@ split into lines for a callback, appended to a capped log, and summarised in a s
 from __future__ import annotations
 
 import asyncio
+from asyncio import FIRST_COMPLETED
 import contextlib
 import os
 import signal
@@ -47,6 +48,7 @@ class ProcessSpec:
     log_cap_bytes: int = 5_000_000  # beyond this output is still drained and counted, but not logged
     stdin_data: bytes | None = None  # written to stdin, which is then closed; otherwise stdin is /dev/null
     kill_grace: float = 3.0  # seconds between SIGINT, SIGTERM and SIGKILL
+    output_limit_bytes: int | None = None  # past this the child is stopped as broken (stuck printing)
 
     def __post_init__(self) -> None:
         if isinstance(self.argv, str | bytes):
@@ -75,10 +77,11 @@ class ProcessResult:
     output_bytes: int
     truncated: bool  # the log file stopped receiving output at log_cap_bytes
     tail: str
+    flooded: bool = False  # stopped for passing output_limit_bytes
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
+        return self.exit_code == 0 and not self.timed_out and not self.flooded
 
 
 def truncation_marker(cap: int) -> bytes:
@@ -201,13 +204,17 @@ class _Output:
 
 
 class _Protocol(asyncio.SubprocessProtocol):
-    def __init__(self, output: _Output, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, output: _Output, loop: asyncio.AbstractEventLoop, output_limit: int | None) -> None:
         self._output = output
+        self._output_limit = output_limit
         self.exited: asyncio.Future[None] = loop.create_future()
         self.output_closed: asyncio.Future[None] = loop.create_future()
+        self.flooded: asyncio.Future[None] = loop.create_future()
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         self._output.feed(data)
+        if self._output_limit is not None and self._output.total > self._output_limit and not self.flooded.done():
+            self.flooded.set_result(None)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1 and not self.output_closed.done():
@@ -228,7 +235,7 @@ async def run_process(
     started = time.monotonic()
     with _open_log(spec.log_path) as log:
         output = _Output(log, spec.log_cap_bytes, on_line)
-        protocol = _Protocol(output, asyncio.get_running_loop())
+        protocol = _Protocol(output, asyncio.get_running_loop(), spec.output_limit_bytes)
         transport = await _spawn(spec, protocol)
         try:
             timed_out = await _supervise(spec, transport, protocol, on_start)
@@ -252,6 +259,7 @@ async def run_process(
         output_bytes=output.total,
         truncated=output.truncated,
         tail=output.tail(),
+        flooded=protocol.flooded.done(),
     )
 
 
@@ -293,7 +301,8 @@ async def _supervise(
             on_start(pgid)
         if spec.stdin_data is not None:
             _feed_stdin(transport, spec.stdin_data)
-        exited = await _settled(protocol.exited, spec.timeout)
+        await asyncio.wait({protocol.exited, protocol.flooded}, timeout=spec.timeout, return_when=FIRST_COMPLETED)
+        exited = protocol.exited.done()
     except BaseException:
         await _stop_group(pgid, protocol.exited, spec.kill_grace)
         raise
@@ -302,7 +311,7 @@ async def _supervise(
     else:
         await _stop_group(pgid, protocol.exited, spec.kill_grace)
     await _settled(protocol.output_closed, _DRAIN_AFTER_EXIT)
-    return not exited
+    return not exited and not protocol.flooded.done()
 
 
 def _feed_stdin(transport: asyncio.SubprocessTransport, data: bytes) -> None:

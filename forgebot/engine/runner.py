@@ -36,6 +36,7 @@ class EngineSettings:
     per_agent: int = 2
     attempt_timeout: float = 45 * 60
     log_cap_bytes: int = 5_000_000
+    max_output_bytes: int = 100_000_000
     kill_grace: float = 3.0
     cancel_poll: float = 1.0
 
@@ -67,6 +68,8 @@ def with_cost(usage: Usage, price: Price | None) -> Usage:
 
 
 def agent_error(result: ProcessResult, summary: RunSummary) -> str | None:
+    if result.flooded:
+        return f"agent stopped: it printed more than {result.output_bytes // 1_000_000} MB of output"
     if summary.error:
         return f"agent reported an error: {summary.error}"
     if result.signal is not None:
@@ -178,6 +181,7 @@ class AttemptRunner:
             log_cap_bytes=ctx.settings.log_cap_bytes,
             stdin_data=invocation.stdin,
             kill_grace=ctx.settings.kill_grace,
+            output_limit_bytes=ctx.settings.max_output_bytes,
         )
 
     def _on_line(self, adapter: Adapter) -> Callable[[str], None]:
