@@ -8,13 +8,13 @@ split into lines for a callback, appended to a capped log, and summarised in a s
 from __future__ import annotations
 
 import asyncio
-from asyncio import FIRST_COMPLETED
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
