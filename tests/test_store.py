@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import multiprocessing
 import sqlite3
 import threading
@@ -188,6 +189,7 @@ def test_attempt_round_trips_every_field(store: SqlStore) -> None:
         "owner": "host-a:1234",
         "cancel_requested": True,
         "progress": "editing parser.py",
+        "followup": "also add tests",
     }
     assert set(fields) == {f.name for f in dataclasses.fields(Attempt)} - FIXED_FIELDS - {"status"}
     expected = dataclasses.replace(attempt, **fields)
@@ -271,9 +273,7 @@ def test_transition_rejects_bad_fields_before_writing(store: SqlStore) -> None:
 
 def test_concurrent_transitions_of_one_attempt_let_exactly_one_win(store: SqlStore) -> None:
     attempt = add(store, make_task(store))
-    results = in_threads(
-        6, lambda i: store.transition(attempt.id, AttemptStatus.PREPARING, owner=f"worker-{i}")
-    )
+    results = in_threads(6, lambda i: store.transition(attempt.id, AttemptStatus.PREPARING, owner=f"worker-{i}"))
     winners = [r for r in results if isinstance(r, Attempt)]
     assert len(winners) == 1, results
     assert all(isinstance(r, IllegalTransition) for r in results if r is not winners[0])
@@ -335,7 +335,7 @@ def test_open_twice_keeps_data_and_schema_version(store_url: str) -> None:
     engine = create_engine(store_url)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
     finally:
         engine.dispose()
 
@@ -396,3 +396,31 @@ def test_processes_opening_one_fresh_sqlite_file_at_once_all_succeed(tmp_path: P
 def test_open_store_rejects_bad_urls(url: str, problem: str) -> None:
     with pytest.raises(StoreError, match=problem):
         open_store(url)
+
+
+def test_upgrade_from_the_first_schema_keeps_data(store_url: str) -> None:
+    """A database made by an older forgebot (schema 0001) is migrated on open, its rows intact."""
+    from forgebot.store.sql import _migrate
+
+    if store_url.startswith("sqlite"):
+        os.makedirs(os.path.dirname(store_url.removeprefix("sqlite:///")), exist_ok=True)
+    old = create_engine(store_url)
+    _migrate(old, "0001")
+    with old.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tasks (title, description, repo, base_branch, base_sha, strategy, quality_threshold,"
+                " checks, created_at, source) VALUES ('old', '', '/r', 'main', 'abc', 'parallel', 0.8, '[]', 1.0, 'cli')"
+            )
+        )
+    old.dispose()
+    store = open_store(store_url)
+    try:
+        (task,) = store.list_tasks()
+        assert task.title == "old"
+        attempt = store.add_attempt(
+            task_id=task.id, profile=AgentProfile("a", "command"), created_at=2.0, worktree_root="/w"
+        )
+        assert store.update_attempt(attempt.id, followup="more").followup == "more"
+    finally:
+        store.close()

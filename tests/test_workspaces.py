@@ -262,7 +262,7 @@ def test_remove_deletes_worktree_and_branch(ws: Workspaces, repo: str, tmp_path:
     assert ws.remove(repo, str(tmp_path / "never-existed")) is False
 
 
-def test_remove_handles_registered_worktree_whose_dir_is_gone(ws: Workspaces, repo: str, tmp_path: Path) -> None:
+def test_remove_handles_worktree_whose_dir_is_gone(ws: Workspaces, repo: str, tmp_path: Path) -> None:
     worktree, _ = make_worktree(ws, repo, tmp_path)
     subprocess.run(["rm", "-rf", worktree], check=True)
     assert ws.remove(repo, worktree) is True
@@ -343,7 +343,7 @@ def test_squash_merge_conflict_aborts_rebase(ws: Workspaces, repo: str, tmp_path
     assert git(repo, "rev-parse", "main") == moved
 
 
-def test_squash_merge_updates_ref_when_base_not_checked_out(ws: Workspaces, repo: str, tmp_path: Path) -> None:
+def test_squash_merge_updates_ref_if_base_not_checked_out(ws: Workspaces, repo: str, tmp_path: Path) -> None:
     worktree, base = make_worktree(ws, repo, tmp_path)
     git(repo, "switch", "-q", "-c", "elsewhere")
     write(Path(worktree) / "new.txt", "from attempt\n")

@@ -35,6 +35,10 @@ class Invocation:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     stdin: bytes | None = None
+    # Absolute path (inside the attempt's HOME) -> text, written by the runner before the start (CLI settings files).
+    files: Mapping[str, str] = field(default_factory=dict)
+    # Name -> absolute path the runner reads after the exit and hands to OutputParser.finish (usage files, analytics logs).
+    artifacts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,17 +54,40 @@ class RunRequest:
 
 
 class OutputParser(Protocol):
-    def feed(self, line: str) -> Iterable[AgentEvent]: ...
+    def feed(self, line: str) -> Iterable[AgentEvent]:
+        """One line of the CLI's stdout/stderr (interleaved), without the newline."""
+        ...
+
+    def finish(self, exit_code: int | None, artifacts: Mapping[str, str]) -> Iterable[AgentEvent]:
+        """Called once after the exit: the texts of the invocation's artifacts (missing files are left out).
+        The place to report an error the stream never stated (e.g. no final result at all)."""
+        ...
 
 
 class Adapter(Protocol):
     executor: str
-    # Paths (git pathspec globs) the CLI leaves behind in the worktree that must never be committed.
+    # The program looked up on PATH (None: argv[0] comes from the profile, as for `command`).
+    binary: str | None
+    # One line telling a user how to install the CLI.
+    install_hint: str
+    # Environment variables of which at least one must reach the CLI for it to authenticate (empty: none needed).
+    credential_env: tuple[str, ...]
+    # Globs of files the CLI leaves in the worktree that must never be committed (gitignore-style).
     ignored_paths: tuple[str, ...]
 
     def invocation(self, request: RunRequest) -> Invocation: ...
 
     def parser(self) -> OutputParser: ...
+
+
+class LineParser:
+    """Base for parsers: subclasses implement `feed`; `finish` reports nothing by default."""
+
+    def feed(self, line: str) -> Iterable[AgentEvent]:
+        raise NotImplementedError
+
+    def finish(self, exit_code: int | None, artifacts: Mapping[str, str]) -> Iterable[AgentEvent]:
+        return ()
 
 
 class AgentUnavailable(Exception):

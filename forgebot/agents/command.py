@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from forgebot.agents.base import AgentEvent, AgentUnavailable, EventKind, Invocation, RunRequest, render_argv
+from forgebot.agents.base import AgentEvent, AgentUnavailable, EventKind, Invocation, LineParser, RunRequest, render_argv
 from forgebot.core.models import Usage
 
 DIRECTIVE = "::forgebot "
 _USAGE_KEYS = ("tokens_in", "tokens_out", "cache_read", "cache_write", "cost_usd", "turns")
 
 
-class CommandParser:
+class CommandParser(LineParser):
     def feed(self, line: str) -> Iterator[AgentEvent]:
         text = line.strip()
         if not text:
@@ -54,6 +54,9 @@ def _directive(payload: str) -> Iterator[AgentEvent]:
 
 class CommandAdapter:
     executor = "command"
+    binary: str | None = None
+    install_hint = "set `command` to the argv of any program"
+    credential_env: tuple[str, ...] = ()
     ignored_paths: tuple[str, ...] = ()
 
     def invocation(self, request: RunRequest) -> Invocation:

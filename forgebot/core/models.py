@@ -50,8 +50,8 @@ TRANSITIONS: dict[AttemptStatus, frozenset[AttemptStatus]] = {
     AttemptStatus.CHECKING: frozenset(
         {AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.TIMED_OUT, *_STOPPED}
     ),
-    **{status: frozenset({AttemptStatus.QUEUED}) for status in RETRYABLE},
-    AttemptStatus.SUCCEEDED: frozenset(),
+    # Retry (after a failure) and follow-up (after anything) both queue the attempt again.
+    **{status: frozenset({AttemptStatus.QUEUED}) for status in TERMINAL},
 }
 
 
@@ -126,6 +126,7 @@ class AgentProfile:
     persona: str = ""
     price: Price | None = None
     tier: int = 1
+    base_url: str | None = None  # where the agent's LLM API is (a proxy, a gateway, a test server)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class Attempt:
     owner: str | None = None
     cancel_requested: bool = False
     progress: str = ""
+    followup: str | None = None  # a follow-up prompt queued to run in this attempt's session
 
     @property
     def agent(self) -> str:

@@ -38,6 +38,7 @@ UPDATABLE_FIELDS = frozenset(
         "pid",
         "owner",
         "cancel_requested",
+        "followup",
         "progress",
     }
 )
@@ -150,4 +151,5 @@ def attempt_from_row(row: Any) -> Attempt:
         owner=row.owner,
         cancel_requested=bool(row.cancel_requested),
         progress=row.progress,
+        followup=row.followup,
     )

@@ -81,5 +81,6 @@ attempts = Table(
     Column("owner", Text),
     Column("cancel_requested", Boolean, nullable=False),
     Column("progress", Text, nullable=False),
+    Column("followup", Text),  # a follow-up prompt waiting to run in this attempt's session (0002)
     UniqueConstraint("repo", "branch"),
 )

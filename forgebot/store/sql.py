@@ -95,7 +95,7 @@ def _configure_sqlite(engine: Engine) -> None:
     event.listen(engine, "begin", on_begin)
 
 
-def _migrate(engine: Engine) -> None:
+def _migrate(engine: Engine, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
     with engine.connect() as conn, conn.execution_options(**{_WRITE: True}).begin():
@@ -103,7 +103,7 @@ def _migrate(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 class SqlStore:
@@ -179,9 +179,7 @@ class SqlStore:
             if conn.execute(delete(tasks).where(tasks.c.id == task_id)).rowcount == 0:
                 raise NotFound(f"task {task_id} not found")
 
-    def add_attempt(
-        self, *, task_id: int, profile: AgentProfile, created_at: float, worktree_root: str
-    ) -> Attempt:
+    def add_attempt(self, *, task_id: int, profile: AgentProfile, created_at: float, worktree_root: str) -> Attempt:
         profile_json = codec.dump_profile(profile)  # first: it rejects a non-AgentProfile by name
         if not profile.name:
             raise ValueError("agent profile name is empty; it is needed for the branch name")

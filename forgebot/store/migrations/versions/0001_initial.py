@@ -65,9 +65,7 @@ def upgrade() -> None:
         sa.Column("cancel_requested", sa.Boolean, nullable=False),
         sa.Column("progress", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_attempts"),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["tasks.id"], name="fk_attempts_task_id_tasks", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name="fk_attempts_task_id_tasks", ondelete="CASCADE"),
         sa.UniqueConstraint("repo", "branch", name="uq_attempts_repo_branch"),
     )
     op.create_index("ix_attempts_task_id", "attempts", ["task_id"])
