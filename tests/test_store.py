@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import multiprocessing
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -410,7 +410,8 @@ def test_upgrade_from_the_first_schema_keeps_data(store_url: str) -> None:
         conn.execute(
             text(
                 "INSERT INTO tasks (title, description, repo, base_branch, base_sha, strategy, quality_threshold,"
-                " checks, created_at, source) VALUES ('old', '', '/r', 'main', 'abc', 'parallel', 0.8, '[]', 1.0, 'cli')"
+                " checks, created_at, source)"
+                " VALUES ('old', '', '/r', 'main', 'abc', 'parallel', 0.8, '[]', 1.0, 'cli')"
             )
         )
     old.dispose()

@@ -37,7 +37,8 @@ class Invocation:
     stdin: bytes | None = None
     # Absolute path (inside the attempt's HOME) -> text, written by the runner before the start (CLI settings files).
     files: Mapping[str, str] = field(default_factory=dict)
-    # Name -> absolute path the runner reads after the exit and hands to OutputParser.finish (usage files, analytics logs).
+    # Name -> absolute path the runner reads after the exit and hands to OutputParser.finish
+    # (usage files, analytics logs).
     artifacts: Mapping[str, str] = field(default_factory=dict)
 
 

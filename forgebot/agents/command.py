@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from forgebot.agents.base import AgentEvent, AgentUnavailable, EventKind, Invocation, LineParser, RunRequest, render_argv
+from forgebot.agents.base import (
+    AgentEvent,
+    AgentUnavailable,
+    EventKind,
+    Invocation,
+    LineParser,
+    RunRequest,
+    render_argv,
+)
 from forgebot.core.models import Usage
 
 DIRECTIVE = "::forgebot "
