@@ -44,10 +44,7 @@ def pg_url() -> Iterator[str]:
     with admin:
         admin.execute(f"CREATE SCHEMA {schema}")
         try:
-            yield (
-                f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}"
-                f"?options=-csearch_path%3D{schema}"
-            )
+            yield (f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}?options=-csearch_path%3D{schema}")
         finally:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
@@ -61,3 +58,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 # ======== end of store fixtures ========
+
+
+# ======== fake LLM fixtures ========
+# `fake_llm` serves the scripted fake LLM (tests/fake_llm.py) from a background thread for one test: point agent CLIs
+# at `fake_llm.url`, assert on `fake_llm.requests`. For other options: `with run_in_thread(error_status=500) as llm:`.
+from tests.fake_llm import ThreadedFakeLLM, run_in_thread  # noqa: E402  (imported here to keep this block self-contained)
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[ThreadedFakeLLM]:
+    with run_in_thread() as llm:
+        yield llm
+
+
+# ======== end of fake LLM fixtures ========
