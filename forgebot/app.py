@@ -51,6 +51,7 @@ def engine_settings(settings: Settings) -> EngineSettings:
         attempt_timeout=limits.attempt_timeout,
         log_cap_bytes=limits.log_cap_bytes,
         max_output_bytes=limits.max_output_bytes,
+        agents_path=tuple(settings.agents_path),
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from forgebot import tui
+from forgebot import cli_agents, tui
 from forgebot.agents.base import AgentUnavailable
 from forgebot.app import LocalApp, open_local
 from forgebot.config import ConfigError, parse_duration
@@ -62,6 +62,15 @@ async def task_retry(app: LocalApp, args: argparse.Namespace, out: Console) -> i
         raise EngineError(f"attempt {args.attempt} belongs to task {attempt.task_id}, not task {args.task}")
     await app.engine.retry(args.attempt, start=not args.detach)
     out.print(f"Attempt {args.attempt} ({attempt.agent}) queued again.")
+    return await run_or_detach(app, args, out, args.task)
+
+
+async def task_followup(app: LocalApp, args: argparse.Namespace, out: Console) -> int:
+    attempt = await app.engine.attempt(args.attempt)
+    if attempt.task_id != args.task:
+        raise EngineError(f"attempt {args.attempt} belongs to task {attempt.task_id}, not task {args.task}")
+    await app.engine.followup(args.attempt, args.prompt, start=not args.detach)
+    out.print(f"Follow-up queued for attempt {args.attempt} ({attempt.agent}) on {attempt.branch}.")
     return await run_or_detach(app, args, out, args.task)
 
 
@@ -251,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(retry)
     retry.set_defaults(handler=task_retry)
 
+    followup = task.add_parser("followup", help="continue an attempt's agent session with a new prompt")
+    followup.add_argument("task", type=int)
+    followup.add_argument("--attempt", type=int, required=True)
+    followup.add_argument("prompt")
+    _run_flags(followup)
+    followup.set_defaults(handler=task_followup)
+
     work = task.add_parser("work")  # internal: the detached runner
     work.add_argument("task", type=int)
     work.set_defaults(handler=task_work)
@@ -292,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument("--dry-run", action="store_true")
     cleanup.add_argument("--older-than", help="only attempts finished at least this long ago (e.g. 24h)")
     cleanup.set_defaults(handler=worktree_cleanup)
+
+    cli_agents.add_parsers(groups)
 
     processes = groups.add_parser("processes", help="agent processes").add_subparsers(dest="cmd", required=True)
     plist = processes.add_parser("list", help="list running agent processes")

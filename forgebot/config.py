@@ -9,6 +9,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_origin
@@ -28,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from forgebot.agents.builtin import BUILTIN_PROFILES
 from forgebot.core.models import AgentProfile, CheckSpec, Price, Strategy
 
 REPO_CONFIG_PATH = ".github/forge.yml"
@@ -117,7 +119,10 @@ class PriceConfig(_Strict):
 
 
 class AgentConfig(_Strict):
-    executor: str = Field(min_length=1)
+    # Omitted: the agent builds on `agent` (or on the built-in profile of the same name) and overrides what it sets.
+    executor: str | None = Field(default=None, min_length=1)
+    agent: str | None = None
+    base_url: str | None = None
     command: list[str] = Field(default_factory=list, validate_default=True)
     model: str | None = None
     args: list[str] = Field(default_factory=list)
@@ -131,9 +136,7 @@ class AgentConfig(_Strict):
     def _command_fits_executor(cls, command: list[str], info: ValidationInfo) -> list[str]:
         if info.data.get("executor") == "command" and not command:
             raise PydanticCustomError("missing_command", "required when executor is 'command'")
-        unknown = sorted(
-            {name for part in command for name in _PLACEHOLDER_RE.findall(part)} - {*PLACEHOLDERS}
-        )
+        unknown = sorted({name for part in command for name in _PLACEHOLDER_RE.findall(part)} - {*PLACEHOLDERS})
         if unknown:
             known = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
             raise PydanticCustomError("placeholder", f"unknown placeholder {{{unknown[0]}}} (use {known})")
@@ -168,6 +171,8 @@ class Policy(_Strict):
 
     repo_may_add_command_agents: bool = True
     repo_may_set_checks: bool = True
+    # `env` of a repository's agents can pull ${VARIABLES} out of forgebot's environment: a daemon turns this off.
+    repo_may_set_agent_env: bool = True
 
 
 Agents = Annotated[dict[str, AgentConfig], AfterValidator(_check_agent_names)]
@@ -194,15 +199,22 @@ class Settings(_Document):
     policy: Policy = Field(default_factory=Policy)
     data_dir: str | None = None
     store_url: str | None = None
+    # Folders put in front of PATH for agents (where scripts/install-agents.sh put the CLIs).
+    agents_path: list[str] = Field(default_factory=list)
     # Sections owned by the GitHub bot; validated there.
     github: dict[str, Any] = Field(default_factory=dict)
     bot: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("agents_path", mode="before")
+    @classmethod
+    def _split_path(cls, value: Any) -> Any:
+        return [part for part in value.split(os.pathsep) if part] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _default_agents_exist(self) -> Settings:
-        unknown = [name for name in self.defaults.agents if name not in self.agents]
+        unknown = [name for name in self.defaults.agents if name not in self.agents and name not in BUILTIN_PROFILES]
         if unknown:
-            known = ", ".join(sorted(self.agents)) or "none"
+            known = ", ".join(sorted({*self.agents, *BUILTIN_PROFILES}))
             raise PydanticCustomError(
                 "unknown_agent", f"defaults.agents: unknown agent {unknown[0]!r} (configured: {known})"
             )
@@ -222,9 +234,7 @@ class RepoConfig(_Document):
         return self._source
 
 
-def _problems(
-    exc: ValidationError, source: str, sources: Mapping[tuple[str, ...], str] | None = None
-) -> list[str]:
+def _problems(exc: ValidationError, source: str, sources: Mapping[tuple[str, ...], str] | None = None) -> list[str]:
     """One line per pydantic error; `sources` relabels errors under a key path (the variable that set it)."""
     lines = []
     for error in exc.errors():
@@ -272,7 +282,11 @@ def _read_text(path: Path) -> str:
 
 
 _ENV_PREFIX = "FORGEBOT_"
-_ENV_TOP_LEVEL = {"FORGEBOT_DATA_DIR": "data_dir", "FORGEBOT_STORE_URL": "store_url"}
+_ENV_TOP_LEVEL = {
+    "FORGEBOT_DATA_DIR": "data_dir",
+    "FORGEBOT_STORE_URL": "store_url",
+    "FORGEBOT_AGENTS_PATH": "agents_path",
+}
 _ENV_SECTIONS: dict[str, type[BaseModel]] = {"defaults": Defaults, "limits": Limits, "policy": Policy}
 # Read by other parts of forgebot (CLI, GitHub bot), not by this module.
 _ENV_IGNORED = {"FORGEBOT_CONFIG", "FORGEBOT_WEBHOOK_SECRET"}
@@ -296,11 +310,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[st
                 unknown.append(name)
                 continue
             raw = environ[name]
-            value = (
-                [item.strip() for item in raw.split(",") if item.strip()]
-                if _is_list(field.annotation)
-                else raw
-            )
+            value = [item.strip() for item in raw.split(",") if item.strip()] if _is_list(field.annotation) else raw
             overrides[path] = (name, value)
     if unknown:
         sections = "|".join(name.upper() for name in _ENV_SECTIONS)
@@ -350,10 +360,17 @@ def load_repo_config(text: str, source: str = REPO_CONFIG_PATH) -> RepoConfig:
 
 def merge(settings: Settings, repo: RepoConfig) -> Settings:
     """Apply a repository's config to the user/server settings, within what `settings.policy` allows."""
+    policy = settings.policy
+    known = {**settings.agents, **repo.agents}
     problems = [
         f"{repo.source} agents.{name}: command agents are not allowed by the server config"
+        for name in repo.agents
+        if _executor(name, known) == "command" and not policy.repo_may_add_command_agents
+    ]
+    problems += [
+        f"{repo.source} agents.{name}.env: setting agent environment is not allowed by the server config"
         for name, agent in repo.agents.items()
-        if agent.executor == "command" and not settings.policy.repo_may_add_command_agents
+        if agent.env and not policy.repo_may_set_agent_env
     ]
     repo_sets_checks = "checks" in repo.model_fields_set
     if repo_sets_checks and not settings.policy.repo_may_set_checks:
@@ -370,40 +387,104 @@ def merge(settings: Settings, repo: RepoConfig) -> Settings:
     return _validate(Settings, merged, repo.source)
 
 
-def load_for_repo(
-    repo_dir: str, path: str | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+PERSONAS_DIR = ".github/forge/agents"
+_PERSONA_KEYS = {"agent", "model", "tier", "args", "price"}
+
+
+def parse_persona(name: str, text: str, source: str) -> AgentConfig:
+    """A persona file: a small YAML header (`agent`, optional `model`, `tier`, `args`, `price`) between `---`
+    lines, then markdown appended to the prompt. The file name (without .md) names the new profile."""
+    match = re.match(r"\A---[ \t]*\n(.*?)^---[ \t]*\n?(.*)\Z", text, re.S | re.M)
+    if match is None:
+        raise ConfigError(f"{source}: a persona file starts with a YAML header between '---' lines (agent: NAME)")
+    header = _parse_yaml(match.group(1), source)
+    unknown = sorted(set(header) - _PERSONA_KEYS)
+    if unknown:
+        raise ConfigError(f"{source} {unknown[0]}: not a persona setting (use {', '.join(sorted(_PERSONA_KEYS))})")
+    if "agent" not in header:
+        raise ConfigError(f"{source} agent: required (the profile this persona runs, e.g. claude)")
+    return _validate(AgentConfig, {**header, "persona": match.group(2).strip()}, source)
+
+
+def _repo_personas(repo_dir: str) -> dict[str, AgentConfig]:
+    folder = Path(repo_dir) / PERSONAS_DIR
+    if not folder.is_dir():
+        return {}
+    return {path.stem: parse_persona(path.stem, _read_text(path), str(path)) for path in sorted(folder.glob("*.md"))}
+
+
+def load_for_repo(repo_dir: str, path: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Local mode: user settings, then <repo_dir>/.github/forge.yml from the work tree; env stays on top."""
     env = os.environ if environ is None else environ
     settings = load_settings(path, env)
     repo_file = Path(repo_dir) / REPO_CONFIG_PATH
-    if not repo_file.exists():
+    personas = _repo_personas(repo_dir)
+    if not repo_file.exists() and not personas:
         return settings
-    repo = load_repo_config(_read_text(repo_file), str(repo_file))
+    text = _read_text(repo_file) if repo_file.exists() else ""
+    repo = load_repo_config(text, str(repo_file))
+    repo.agents.update(personas)
     return _apply_env(merge(settings, repo), env)
 
 
+def _executor(name: str, agents: Mapping[str, AgentConfig], depth: int = 0) -> str | None:
+    """The executor an agent ends up with, following `agent:` references (None when it cannot be told)."""
+    config = agents.get(name)
+    if config is None or depth > len(agents):
+        builtin = BUILTIN_PROFILES.get(name)
+        return builtin.executor if builtin else None
+    if config.executor:
+        return config.executor
+    base = config.agent or name
+    if base == name and name not in BUILTIN_PROFILES:
+        return None
+    return _executor(base, {k: v for k, v in agents.items() if k != name}, depth + 1)
+
+
 def to_profiles(settings: Settings) -> dict[str, AgentProfile]:
-    return {
-        name: AgentProfile(
-            name=name,
-            executor=agent.executor,
-            command=tuple(agent.command),
-            model=agent.model,
-            args=tuple(agent.args),
-            env=dict(agent.env),
-            persona=agent.persona,
-            price=Price(agent.price.input_per_mtok, agent.price.output_per_mtok) if agent.price else None,
-            tier=agent.tier,
+    """Built-in profiles, overridden and extended by the configured agents (each only overrides what it sets)."""
+    profiles = dict(BUILTIN_PROFILES)
+    unresolved = dict(settings.agents)
+    while unresolved:
+        # An agent is ready once the profile it builds on is (a built-in, or a configured one already done).
+        ready = {
+            name: agent
+            for name, agent in unresolved.items()
+            if agent.executor or (agent.agent or name) == name or (agent.agent or name) not in unresolved
+        }
+        if not ready:
+            raise ConfigError(f"agents.{sorted(unresolved)[0]}.agent: agents build on each other in a circle")
+        for name, agent in ready.items():
+            profiles[name] = _profile(name, agent, profiles)
+            del unresolved[name]
+    return profiles
+
+
+def _profile(name: str, agent: AgentConfig, known: Mapping[str, AgentProfile]) -> AgentProfile:
+    base = known.get(agent.agent or name) if not agent.executor else None
+    if base is None and not agent.executor:
+        builtins = ", ".join(sorted(BUILTIN_PROFILES))
+        what = (
+            f"agent {agent.agent!r} is not defined" if agent.agent else f"{name!r} is not a built-in agent ({builtins})"
         )
-        for name, agent in settings.agents.items()
-    }
+        raise ConfigError(f"agents.{name}.executor: required: {what}")
+    fields: dict[str, Any] = {}
+    for key in agent.model_fields_set - {"agent"}:
+        value = getattr(agent, key)
+        if key in ("command", "args"):
+            value = tuple(value)
+        elif key == "price":
+            value = Price(value.input_per_mtok, value.output_per_mtok) if value else None
+        elif key == "env":
+            value = dict(value)
+        fields[key] = value
+    if base is None:
+        return AgentProfile(name=name, **fields)
+    return replace(base, name=name, **fields)
 
 
 def to_checks(settings: Settings) -> tuple[CheckSpec, ...]:
-    return tuple(
-        CheckSpec(name=check.name, run=tuple(check.run), timeout=check.timeout) for check in settings.checks
-    )
+    return tuple(CheckSpec(name=check.name, run=tuple(check.run), timeout=check.timeout) for check in settings.checks)
 
 
 _REFERENCE_RE = re.compile(r"\$(\$?)\{([^}]*)\}")

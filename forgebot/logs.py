@@ -40,9 +40,7 @@ def configure_logging(level: str = "info", json: bool | None = None, stream: Tex
     out = sys.stderr if stream is None else stream
     tty = out.isatty()
     as_json = not tty if json is None else json
-    renderer: Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=tty)
-    )
+    renderer: Processor = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=tty)
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     # Tracebacks become plain text before redaction so their secrets are scrubbed too.
     finish: list[Processor] = [structlog.processors.format_exc_info, redact_secrets, renderer]

@@ -129,7 +129,8 @@ def test_detached_task_can_be_watched_and_cancelled_from_another_process(
     [
         (
             ["task", "create", "X", "--agent", "nope"],
-            "unknown agent 'nope' (configured: broken, fast, slow, stuck)",
+            "unknown agent 'nope' (configured: aider, amp, broken, claude, codex, copilot, cursor, fast, gemini, "
+            "opencode, qwen, slow, stuck)",
         ),
         (["task", "status", "42"], "task 42 not found"),
         (["task", "merge", "1", "--attempt", "9"], "not found"),
@@ -157,3 +158,35 @@ def test_not_a_repository(tmp_path: Path, setup: tuple[Path, Path]) -> None:
     empty.mkdir()
     done = forgebot(empty, config, "task", "list")
     assert done.returncode == 1 and "forgebot: error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_followup_adds_a_commit_to_the_attempt(setup: tuple[Path, Path]) -> None:
+    repo, config = setup
+    assert forgebot(repo, config, "task", "create", "Fast thing").returncode == 0
+    done = forgebot(repo, config, "task", "followup", "1", "--attempt", "1", "now add docs")
+    assert done.returncode == 0, done.stderr
+    assert "Follow-up queued for attempt 1 (fast)" in done.stdout
+    assert git(repo, "log", "-1", "--format=%s", "forge/1-fast") == "forge: follow-up: now add docs"
+    wrong = forgebot(repo, config, "task", "followup", "1", "--attempt", "9", "x")
+    assert wrong.returncode == 1 and "attempt 9 not found" in wrong.stderr
+
+
+def test_agents_list_shows_builtins_and_configured_profiles(setup: tuple[Path, Path]) -> None:
+    repo, config = setup
+    env_free = forgebot(repo, config, "agents", "list")
+    assert env_free.returncode == 0, env_free.stderr
+    out = env_free.stdout
+    for name in ("claude", "codex", "gemini", "qwen", "opencode", "copilot", "aider", "cursor", "amp", "fast"):
+        assert f"│ {name} " in out, name
+    assert "missing: ANTHROPIC_API_KEY" in out or "ANTHROPIC_API_KEY" in out
+    assert "npm install -g @anthropic-ai/claude-code" in out or "yes" in out
+
+
+def test_agents_check_runs_a_smoke_task_outside_the_repository(setup: tuple[Path, Path]) -> None:
+    repo, config = setup
+    done = forgebot(repo, config, "agents", "check", "fast")
+    assert done.returncode == 0, done.stderr
+    assert "fast: ok in" in done.stdout and "tokens in/out: 100/20" in done.stdout
+    assert git(repo, "branch", "--list", "forge/*") == ""  # nothing happened to the user's repository
+    broken = forgebot(repo, config, "agents", "check", "claude")
+    assert broken.returncode == 1 and "claude: failed" in broken.stdout

@@ -128,7 +128,6 @@ def test_github_and_bot_sections_are_accepted(tmp_path: Path) -> None:
             "agents.quick.comand: Extra inputs are not permitted",
         ),
         ("agents: {quick: {executor: command}}", "agents.quick.command: required when executor is 'command'"),
-        ("agents: {quick: {command: [a]}}", "agents.quick.executor: Field required"),
         (
             "agents: {quick: {executor: command, command: [a, '{promt}']}}",
             "agents.quick.command: unknown placeholder {promt}",
@@ -150,7 +149,11 @@ def test_github_and_bot_sections_are_accepted(tmp_path: Path) -> None:
             "defaults: {quality_threshold: 1.5}",
             "defaults.quality_threshold: Input should be less than or equal to 1",
         ),
-        ("defaults: {agents: [ghost]}", "defaults.agents: unknown agent 'ghost' (configured: none)"),
+        (
+            "defaults: {agents: [ghost]}",
+            "defaults.agents: unknown agent 'ghost' "
+            "(configured: aider, amp, claude, codex, copilot, cursor, gemini, opencode, qwen)",
+        ),
         ("checks: [{name: t, run: []}]", "checks.0.run: List should have at least 1 item"),
         ("checks: [{name: t, run: [a], timeout: soon}]", "checks.0.timeout: 'soon' is not a duration"),
         ("checks: [{name: t, run: [a]}, {name: t, run: [b]}]", "checks: duplicate check name 't'"),
@@ -257,9 +260,7 @@ def test_env_bad_value_names_variable_and_key(example: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(example, environ={"FORGEBOT_LIMITS__MAX_PARALLEL": "many"})
 
-    expected = (
-        "environment FORGEBOT_LIMITS__MAX_PARALLEL limits.max_parallel: Input should be a valid integer"
-    )
+    expected = "environment FORGEBOT_LIMITS__MAX_PARALLEL limits.max_parallel: Input should be a valid integer"
     assert expected in problems(exc)
 
 
@@ -267,7 +268,11 @@ def test_env_unknown_agent_in_defaults(example: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(example, environ={"FORGEBOT_DEFAULTS__AGENTS": "quick,ghost"})
 
-    assert "defaults.agents: unknown agent 'ghost' (configured: careful, quick)" in problems(exc)
+    assert (
+        "defaults.agents: unknown agent 'ghost' "
+        "(configured: aider, amp, careful, claude, codex, copilot, cursor, gemini, opencode, quick, qwen)"
+        in problems(exc)
+    )
 
 
 @pytest.mark.parametrize(
@@ -481,3 +486,93 @@ def test_parse_duration_rejects_non_positive(value: str | int | float) -> None:
 def test_parse_duration_rejects_bool() -> None:
     with pytest.raises(ValueError, match="True is not a duration"):
         parse_duration(True)
+
+
+def test_builtin_profiles_are_there_and_overridable_field_by_field() -> None:
+    settings = load_repo_config("agents: {}")  # parses; builtins need no config at all
+    assert settings.agents == {}
+    profiles = to_profiles(
+        Settings.model_validate(
+            {
+                "agents": {
+                    "claude": {"model": "claude-opus-4-1", "tier": 3},
+                    "perf-claude": {"agent": "claude", "persona": "Make it fast."},
+                    "local-gemini": {"agent": "gemini", "base_url": "http://127.0.0.1:9/"},
+                }
+            }
+        )
+    )
+    assert profiles["codex"].executor == "codex" and profiles["codex"].env == {"OPENAI_API_KEY": "${OPENAI_API_KEY}"}
+    assert (profiles["claude"].model, profiles["claude"].tier, profiles["claude"].executor) == (
+        "claude-opus-4-1",
+        3,
+        "claude",
+    )
+    assert profiles["claude"].env == {"ANTHROPIC_API_KEY": "${ANTHROPIC_API_KEY}"}  # not set, so kept
+    perf = profiles["perf-claude"]
+    assert (perf.executor, perf.model, perf.persona, perf.tier) == ("claude", "claude-opus-4-1", "Make it fast.", 3)
+    assert profiles["local-gemini"].base_url == "http://127.0.0.1:9/"
+
+
+@pytest.mark.parametrize(
+    ("agents", "message"),
+    [
+        ({"quick": {"command": ["a"]}}, "agents.quick.executor: required: 'quick' is not a built-in agent"),
+        ({"x": {"agent": "ghost"}}, "agents.x.executor: required: agent 'ghost' is not defined"),
+        ({"a": {"agent": "b"}, "b": {"agent": "a"}}, "agents build on each other in a circle"),
+    ],
+)
+def test_profiles_that_cannot_be_resolved(agents: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        to_profiles(Settings.model_validate({"agents": agents}))
+
+
+def test_agents_path_from_environment() -> None:
+    settings = load_settings(None, environ={"FORGEBOT_AGENTS_PATH": "/opt/a/bin:/opt/b/bin"})
+    assert settings.agents_path == ["/opt/a/bin", "/opt/b/bin"]
+
+
+def test_policy_can_forbid_repository_agent_env() -> None:
+    server = Settings.model_validate({"policy": {"repo_may_set_agent_env": False}})
+    repo = load_repo_config('agents: {mine: {agent: claude, env: {K: "${SERVER_SECRET}"}}}')
+    with pytest.raises(ConfigError, match=r"agents\.mine\.env: setting agent environment is not allowed"):
+        merge(server, repo)
+    inherits_command = load_repo_config("agents: {q2: {agent: quick}}")
+    locked = Settings.model_validate(
+        {
+            "agents": {"quick": {"executor": "command", "command": ["x"]}},
+            "policy": {"repo_may_add_command_agents": False},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"agents\.q2: command agents are not allowed"):
+        merge(locked, inherits_command)
+
+
+def test_persona_files_become_profiles(tmp_path: Path) -> None:
+    folder = tmp_path / ".github" / "forge" / "agents"
+    folder.mkdir(parents=True)
+    (folder / "perf-claude.md").write_text(
+        "---\nagent: claude\nmodel: claude-opus-4-1\n---\n# Be fast\nProfile first.\n"
+    )
+    (folder / "tests-first-gemini.md").write_text("---\nagent: gemini\n---\nWrite the tests first.\n")
+    profiles = to_profiles(load_for_repo(str(tmp_path), None, environ={}))
+    perf = profiles["perf-claude"]
+    assert (perf.executor, perf.model, perf.persona) == ("claude", "claude-opus-4-1", "# Be fast\nProfile first.")
+    assert profiles["tests-first-gemini"].persona == "Write the tests first."
+    assert profiles["tests-first-gemini"].model == "gemini-2.5-flash"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("no header\n", "starts with a YAML header"),
+        ("---\nmodel: x\n---\nbody\n", "agent: required"),
+        ("---\nagent: claude\ncolour: red\n---\n", "colour: not a persona setting"),
+    ],
+)
+def test_bad_persona_files(tmp_path: Path, text: str, message: str) -> None:
+    folder = tmp_path / ".github" / "forge" / "agents"
+    folder.mkdir(parents=True)
+    (folder / "p.md").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_for_repo(str(tmp_path), None, environ={})

@@ -322,3 +322,65 @@ async def test_delete_attempts_by_status_and_cleanup_worktrees(engine: Engine, r
     assert report.removed == (ok.worktree,) and not os.path.exists(ok.worktree)
     assert report.bytes_after < report.bytes_before
     assert "forge/1-ok" in git(repo, "branch", "--list")  # the work stays on its branch
+
+
+async def test_followup_resumes_in_the_same_worktree_and_adds_a_commit(
+    engine: Engine, repo: Path, tmp_path: Path
+) -> None:
+    seen = tmp_path / "followup-env.json"
+    # The command executor hands the session id to the program as FORGEBOT_SESSION on a follow-up.
+    profile = agent(
+        "talker",
+        "say",
+        '::forgebot {"session": "s-1"}',
+        "usage",
+        "10",
+        "5",
+        "append",
+        "notes.txt",
+        "line",
+        "env",
+        str(seen),
+    )
+    task = await engine.submit(title="Notes", description="", repo=str(repo), profiles=[profile])
+    (first,) = await asyncio.wait_for(engine.wait_task(task.id), 30)
+    assert first.status is S.SUCCEEDED and first.session_id == "s-1"
+    with pytest.raises(EngineError, match="needs a prompt"):
+        await engine.followup(first.id, "  ")
+    queued = await engine.followup(first.id, "also add a second line")
+    assert queued.status is S.QUEUED and queued.followup == "also add a second line"
+    (second,) = await asyncio.wait_for(engine.wait_task(task.id), 30)
+    assert second.status is S.SUCCEEDED and second.followup is None
+    assert json.loads(seen.read_text())["FORGEBOT_SESSION"] == "s-1"
+    assert (Path(second.worktree) / "notes.txt").read_text() == "line\nline\n"
+    assert second.diff.insertions == 2 and second.usage.tokens_in == 20  # both runs counted
+    log = git(repo, "log", "--format=%s", "forge/1-talker").splitlines()
+    assert log[:2] == ["forge: follow-up: also add a second line", "forge: Notes"]
+    prompt = (repo / ".forge" / "homes" / f"attempt-{first.id}" / "prompt.md").read_text()
+    assert prompt == "also add a second line"
+
+
+async def test_followup_refuses_a_running_attempt_or_a_cleaned_worktree(engine: Engine, repo: Path) -> None:
+    task = await engine.submit(
+        title="Busy", description="", repo=str(repo), profiles=[agent("slow", "sleep", "2", "write", "s.txt", "x")]
+    )
+    (attempt,) = await engine.attempts(task.id)
+    with pytest.raises(EngineError, match="waits until it is done"):
+        await engine.followup(attempt.id, "more")
+    await asyncio.wait_for(engine.wait_task(task.id), 30)
+    await engine.cleanup_worktrees()
+    with pytest.raises(EngineError, match="worktree was cleaned up"):
+        await engine.followup(attempt.id, "more")
+
+
+async def test_missing_cli_and_missing_key_fail_with_instructions(engine: Engine, repo: Path) -> None:
+    from forgebot.core.models import AgentProfile
+
+    no_key = AgentProfile("claude", "claude", env={"ANTHROPIC_API_KEY": "${NOT_EXPORTED_KEY}"})
+    no_cli = AgentProfile("codex", "codex", env={"OPENAI_API_KEY": "sk-x"})
+    task = await engine.submit(title="Missing", description="", repo=str(repo), profiles=[no_key, no_cli])
+    attempts = {a.agent: a for a in await asyncio.wait_for(engine.wait_task(task.id), 30)}
+    assert attempts["claude"].status is S.FAILED
+    assert "NOT_EXPORTED_KEY" in (attempts["claude"].error or "") and "export it" in (attempts["claude"].error or "")
+    assert attempts["codex"].status is S.FAILED
+    assert "`codex` is not installed: npm install" in (attempts["codex"].error or "")

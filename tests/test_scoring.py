@@ -27,9 +27,7 @@ def att(
     """An attempt; `lines=None` means no diff, `checks`/`failed` are comma-separated check names."""
     failing = set(failed.split(",")) if failed else set()
     results = tuple(
-        CheckResult(
-            name=name, passed=name not in failing, exit_code=1 if name in failing else 0, duration=1.0
-        )
+        CheckResult(name=name, passed=name not in failing, exit_code=1 if name in failing else 0, duration=1.0)
         for name in (checks.split(",") if checks else [])
     )
     name = agent or f"agent{attempt_id}"
@@ -410,9 +408,7 @@ def test_verdict_and_winner(attempts: list[Attempt], verdict: str, winner: int |
     ],
     ids=["parallel", "sequential", "unfinished-excluded", "nothing-timed", "zero-wall-time"],
 )
-def test_times_and_speedup(
-    attempts: list[Attempt], wall: float | None, total: float, speedup: float | None
-) -> None:
+def test_times_and_speedup(attempts: list[Attempt], wall: float | None, total: float, speedup: float | None) -> None:
     result = compare(attempts)
     assert result.wall_time == pytest.approx(wall)
     assert result.sum_time == pytest.approx(total)

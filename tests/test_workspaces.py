@@ -384,3 +384,33 @@ def test_disk_usage(ws: Workspaces, repo: str, tmp_path: Path) -> None:
     assert ws.disk_usage(worktree) == size + len(os.readlink(Path(worktree) / "link"))
     assert ws.disk_usage(str(tmp_path / "missing")) == 0
     assert ws.disk_usage(str(big / "blob.bin")) == 100_000
+
+
+def test_create_repo_makes_a_committed_scratch_repository(tmp_path: Path) -> None:
+    ws = Workspaces()
+    repo = ws.create_repo(str(tmp_path / "scratch"), {"README.md": "hi\n", "src/a.py": "x = 1\n"})
+    assert ws.resolve_base(repo, None)[0] == "main"
+    assert (tmp_path / "scratch" / "src" / "a.py").read_text() == "x = 1\n"
+
+
+def test_the_repo_lock_also_holds_across_processes(tmp_path: Path) -> None:
+    """A second process cannot take a repository's lock while this one holds it."""
+    import subprocess
+    import sys
+    import time
+
+    from forgebot.engine.workspaces import _repo_lock
+
+    repo = str(tmp_path)
+    probe = (
+        "import sys, time; from forgebot.engine.workspaces import _repo_lock\n"
+        "print('ready', flush=True); start = time.monotonic()\n"
+        "with _repo_lock(sys.argv[1]): print(round(time.monotonic() - start, 2), flush=True)\n"
+    )
+    with _repo_lock(repo):
+        child = subprocess.Popen([sys.executable, "-c", probe, repo], stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+    waited = float(child.communicate(timeout=20)[0])
+    assert waited >= 0.8

@@ -52,6 +52,7 @@ class RunRequest:
     workdir: str
     home: str
     resume_session: str | None = None
+    followup: bool = False  # a follow-up prompt in the same worktree (CLIs without session ids resume by it)
 
 
 class OutputParser(Protocol):
@@ -71,10 +72,14 @@ class Adapter(Protocol):
     binary: str | None
     # One line telling a user how to install the CLI.
     install_hint: str
+    # The model used when the profile names none (also what prices its tokens).
+    default_model: str | None
     # Environment variables of which at least one must reach the CLI for it to authenticate (empty: none needed).
     credential_env: tuple[str, ...]
     # Globs of files the CLI leaves in the worktree that must never be committed (gitignore-style).
     ignored_paths: tuple[str, ...]
+    # True when usage reported after a resume covers the whole session, earlier runs included.
+    session_usage: bool
 
     def invocation(self, request: RunRequest) -> Invocation: ...
 
@@ -122,6 +127,15 @@ def merge_usage(current: Usage, update: Usage) -> Usage:
     """Fields in `update` replace those in `current`; None keeps the old value."""
     changes = {name: value for name, value in vars(update).items() if value is not None}
     return replace(current, **changes)
+
+
+def add_usage(first: Usage, second: Usage) -> Usage:
+    """Two runs' usage together (a follow-up after the first run); unknown on both sides stays unknown."""
+    totals = {}
+    for name, value in vars(second).items():
+        mine = getattr(first, name)
+        totals[name] = value if mine is None else mine if value is None else mine + value
+    return Usage(**totals)
 
 
 def render_argv(template: Iterable[str], values: Mapping[str, str]) -> tuple[str, ...]:

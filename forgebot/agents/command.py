@@ -63,9 +63,11 @@ def _directive(payload: str) -> Iterator[AgentEvent]:
 class CommandAdapter:
     executor = "command"
     binary: str | None = None
+    default_model: str | None = None
     install_hint = "set `command` to the argv of any program"
     credential_env: tuple[str, ...] = ()
     ignored_paths: tuple[str, ...] = ()
+    session_usage = False
 
     def invocation(self, request: RunRequest) -> Invocation:
         profile = request.profile

@@ -335,11 +335,7 @@ def _decider(winner: _Facts, runner_up: _Facts) -> str:
 
 
 def _times(attempts: Sequence[Attempt]) -> tuple[float | None, float]:
-    spans = [
-        (a.started_at, a.finished_at)
-        for a in attempts
-        if a.started_at is not None and a.finished_at is not None
-    ]
+    spans = [(a.started_at, a.finished_at) for a in attempts if a.started_at is not None and a.finished_at is not None]
     if not spans:
         return None, 0.0
     wall = max(end for _, end in spans) - min(start for start, _ in spans)

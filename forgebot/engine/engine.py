@@ -237,6 +237,32 @@ class Engine:
             await self.serve(attempt.task_id)
         return attempt
 
+    async def followup(self, attempt_id: int, text: str, *, start: bool = True) -> Attempt:
+        """Run the attempt's agent again in its own session and worktree with a new prompt; adds a commit."""
+        if not text.strip():
+            raise EngineError("a follow-up needs a prompt")
+        attempt = await self.attempt(attempt_id)
+        if not attempt.status.terminal:
+            raise EngineError(
+                f"attempt {attempt_id} is still {attempt.status.value}; a follow-up waits until it is done"
+            )
+        if not await asyncio.to_thread(os.path.isdir, attempt.worktree):
+            raise EngineError(f"attempt {attempt_id}'s worktree was cleaned up; a follow-up needs it")
+        attempt = await self._transition(
+            attempt_id,
+            AttemptStatus.QUEUED,
+            followup=text.strip(),
+            error=None,
+            exit_code=None,
+            pid=None,
+            owner=None,
+            cancel_requested=False,
+        )
+        log.info("attempt_followup", task=attempt.task_id, attempt=attempt_id)
+        if start:
+            await self.serve(attempt.task_id)
+        return attempt
+
     async def _add_attempt(self, task: Task, profile: AgentProfile) -> Attempt:
         attempt = await self._store(
             self.store.add_attempt,
@@ -411,7 +437,7 @@ class Engine:
                 task=task_id,
                 status=str(task_status([a.status for a in attempts])),
                 attempts=len(attempts),
-                cost=sum(a.usage.cost_usd or 0 for a in attempts),
+                cost=compare(attempts).total_cost,  # None when no cost is known, never a false 0
             )
             self.bus.publish(EngineEvent(EventKind.TASK_FINISHED, task_id))
         await self._pump()

@@ -12,15 +12,16 @@ from typing import Any
 import structlog
 
 from forgebot.agents import adapter_for
-from forgebot.agents.base import Adapter, AgentUnavailable, EventKind, RunRequest, RunSummary
-from forgebot.config import ConfigError, resolve_env
+from forgebot.agents.base import Adapter, AgentUnavailable, EventKind, OutputParser, RunRequest, RunSummary, add_usage
+from forgebot.agents.pricing import price_for
 from forgebot.core.models import Attempt, AttemptStatus, IllegalTransition, Price, Task, Usage
 from forgebot.core.prompt import build_prompt, format_duration
 from forgebot.engine.checks import run_checks
 from forgebot.engine.events import EngineEvent, EventBus
 from forgebot.engine.events import EventKind as Ev
+from forgebot.engine.launch import Launch, build_launch, read_artifacts
 from forgebot.engine.layout import Layout
-from forgebot.engine.processes import ProcessResult, ProcessSpec, run_process, scrubbed_env
+from forgebot.engine.processes import ProcessResult, run_process
 from forgebot.engine.workspaces import WorkspaceError, Workspaces
 from forgebot.store import Store
 
@@ -37,6 +38,7 @@ class EngineSettings:
     attempt_timeout: float = 45 * 60
     log_cap_bytes: int = 5_000_000
     max_output_bytes: int = 100_000_000
+    agents_path: tuple[str, ...] = ()  # folders put in front of PATH for agents
     kill_grace: float = 3.0
     cancel_poll: float = 1.0
 
@@ -80,17 +82,6 @@ def agent_error(result: ProcessResult, summary: RunSummary) -> str | None:
     return None
 
 
-def _fresh_files(home: str, prompt: str, log_path: str) -> str:
-    """The agent's private HOME with the prompt in it, and no log left from an earlier run (a retry)."""
-    os.makedirs(home, exist_ok=True)
-    prompt_file = os.path.join(home, "prompt.md")
-    with open(prompt_file, "w", encoding="utf-8") as handle:
-        handle.write(prompt)
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(log_path)
-    return prompt_file
-
-
 class AttemptRunner:
     def __init__(self, ctx: RunContext, task: Task, attempt: Attempt) -> None:
         self.ctx = ctx
@@ -115,35 +106,37 @@ class AttemptRunner:
 
     async def _run(self) -> Attempt:
         ctx, task = self.ctx, self.task
+        followup = self.attempt.followup
+        previous_usage = self.attempt.usage if followup else Usage()
         self.attempt = await ctx.transition(
-            self.attempt.id,
-            AttemptStatus.PREPARING,
-            started_at=ctx.clock(),
-            finished_at=None,
-            owner=ctx.owner,
+            self.attempt.id, AttemptStatus.PREPARING, started_at=ctx.clock(), finished_at=None, owner=ctx.owner
         )
         try:
             adapter = adapter_for(self.attempt.profile.executor)
-            spec = await self._prepare(adapter)
-        except (WorkspaceError, AgentUnavailable, ConfigError, OSError) as problem:
+            launch = await self._prepare(adapter, followup)
+        except (WorkspaceError, AgentUnavailable, OSError) as problem:
             return await self._finish(AttemptStatus.FAILED, error=str(problem))
 
+        spec = launch.spec
         self.attempt = await ctx.transition(self.attempt.id, AttemptStatus.RUNNING, log_path=spec.log_path)
-        self.log.info("attempt_running", argv0=spec.argv[0])
-        result = await run_process(spec, on_line=self._on_line(adapter), on_start=self._record_pid)
+        self.log.info("attempt_running", argv0=spec.argv[0], followup=followup is not None)
+        parser = adapter.parser()
+        result = await run_process(spec, on_line=self._on_line(parser), on_start=self._record_pid)
+        artifacts = await asyncio.to_thread(read_artifacts, launch.artifacts)
+        for event in parser.finish(result.exit_code, artifacts):
+            self.summary.add(event)
         await self._settle_pending()
 
-        sha = await asyncio.to_thread(
-            ctx.workspaces.commit_all, self.attempt.worktree, self._commit_message(), adapter.ignored_paths
-        )
+        message = self._commit_message(followup)
+        sha = await asyncio.to_thread(ctx.workspaces.commit_all, self.attempt.worktree, message, adapter.ignored_paths)
         diff = await asyncio.to_thread(ctx.workspaces.diff_stats, self.attempt.worktree, task.base_sha)
         recorded = {
             "exit_code": result.exit_code,
-            "session_id": self.summary.session_id,
+            "session_id": self.summary.session_id or self.attempt.session_id,
             "final_message": self.summary.final_message,
-            "usage": with_cost(self.summary.usage, self.attempt.profile.price),
+            "usage": self._usage(adapter) if adapter.session_usage else add_usage(previous_usage, self._usage(adapter)),
             "diff": diff,
-            "commit_sha": sha,
+            "commit_sha": sha or self.attempt.commit_sha,
             "progress": self.summary.progress,
         }
         if result.timed_out:
@@ -162,31 +155,38 @@ class AttemptRunner:
         error = f"checks failed: {', '.join(failed)}" if failed else None
         return await self._finish(status, error=error, checks=checks)
 
-    async def _prepare(self, adapter: Adapter) -> ProcessSpec:
+    async def _prepare(self, adapter: Adapter, followup: str | None) -> Launch:
+        """A fresh worktree and the task's prompt; or, for a follow-up, the same worktree and session."""
         ctx, task, attempt = self.ctx, self.task, self.attempt
-        await asyncio.to_thread(ctx.workspaces.prepare, task.repo, attempt.worktree, attempt.branch, task.base_sha)
+        if followup is None:
+            await asyncio.to_thread(ctx.workspaces.prepare, task.repo, attempt.worktree, attempt.branch, task.base_sha)
+            prompt, resume = build_prompt(task.title, task.description, attempt.profile.persona), None
+        else:
+            if not await asyncio.to_thread(os.path.isdir, attempt.worktree):
+                raise WorkspaceError(f"the worktree {attempt.worktree} was cleaned up; a follow-up needs it")
+            prompt, resume = followup, attempt.session_id
         home = ctx.layout.attempt_home(task.repo, attempt.id)
-        log_path = ctx.layout.attempt_log(task.repo, attempt.id)
-        prompt = build_prompt(task.title, task.description, attempt.profile.persona)
-        prompt_file = await asyncio.to_thread(_fresh_files, home, prompt, log_path)
-        request = RunRequest(attempt.profile, prompt, prompt_file, attempt.worktree, home)
-        invocation = adapter.invocation(request)
-        allowed = {**resolve_env(attempt.profile.env, ctx.environ), **invocation.env}
-        return ProcessSpec(
-            argv=invocation.argv,
-            cwd=attempt.worktree,
-            env=scrubbed_env(home, allowed),
-            timeout=ctx.settings.attempt_timeout,
-            log_path=log_path,
-            log_cap_bytes=ctx.settings.log_cap_bytes,
-            stdin_data=invocation.stdin,
-            kill_grace=ctx.settings.kill_grace,
-            output_limit_bytes=ctx.settings.max_output_bytes,
+        prompt_file = os.path.join(home, "prompt.md")
+        request = RunRequest(attempt.profile, prompt, prompt_file, attempt.worktree, home, resume, followup is not None)
+        settings = ctx.settings
+        return await asyncio.to_thread(
+            build_launch,
+            adapter,
+            request,
+            environ=ctx.environ,
+            agents_path=settings.agents_path,
+            log_path=ctx.layout.attempt_log(task.repo, attempt.id),
+            timeout=settings.attempt_timeout,
+            log_cap_bytes=settings.log_cap_bytes,
+            max_output_bytes=settings.max_output_bytes,
+            kill_grace=settings.kill_grace,
         )
 
-    def _on_line(self, adapter: Adapter) -> Callable[[str], None]:
-        parser = adapter.parser()
+    def _usage(self, adapter: Adapter) -> Usage:
+        profile = self.attempt.profile
+        return with_cost(self.summary.usage, profile.price or price_for(profile.model or adapter.default_model))
 
+    def _on_line(self, parser: OutputParser) -> Callable[[str], None]:
         def handle(line: str) -> None:
             changed = False
             for event in parser.feed(line):
@@ -198,7 +198,7 @@ class AttemptRunner:
         return handle
 
     def _publish_progress(self) -> None:
-        usage = with_cost(self.summary.usage, self.attempt.profile.price)
+        usage = with_cost(self.summary.usage, self.attempt.profile.price)  # list prices come in at the end
         self.attempt = replace(self.attempt, progress=self.summary.progress, usage=usage)
         self.ctx.bus.publish(EngineEvent(Ev.ATTEMPT_PROGRESS, self.attempt.task_id, self.attempt))
         now = self.ctx.clock()
@@ -219,18 +219,23 @@ class AttemptRunner:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
-    def _commit_message(self) -> str:
+    def _commit_message(self, followup: str | None) -> str:
         profile = self.attempt.profile
         model = f" ({profile.model})" if profile.model else ""
+        subject = (
+            f"forge: follow-up: {followup.strip().splitlines()[0][:60]}" if followup else f"forge: {self.task.title}"
+        )
         return (
-            f"forge: {self.task.title}\n\n"
+            f"{subject}\n\n"
             f"Attempt {self.attempt.id} of task {self.task.id} by agent {profile.name}{model}, "
             f"executor {profile.executor}.\n"
         )
 
     async def _finish(self, status: AttemptStatus, **fields: Any) -> Attempt:
         await self._settle_pending()
-        self.attempt = await self.ctx.transition(self.attempt.id, status, finished_at=self.ctx.clock(), **fields)
+        self.attempt = await self.ctx.transition(
+            self.attempt.id, status, finished_at=self.ctx.clock(), followup=None, **fields
+        )
         self.log.info(
             "attempt_finished",
             status=str(status),

@@ -9,12 +9,16 @@ delete another add's half-made entry, and concurrent ref updates lose each other
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import fnmatch
+import hashlib
 import os
 import shutil
 import stat
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import git
@@ -39,11 +43,25 @@ _locks_guard = threading.Lock()
 _repo_locks: dict[str, threading.Lock] = {}
 
 
-def _repo_lock(repo: str) -> threading.Lock:
-    """The lock for one repository, shared by every Workspaces instance in the process."""
+_LOCK_DIR = os.path.join(tempfile.gettempdir(), "forgebot-locks")
+
+
+@contextlib.contextmanager
+def _repo_lock(repo: str) -> Iterator[None]:
+    """One repository's lock: a thread lock shared by every Workspaces instance in the process, and a file lock
+    for other forgebot processes on this machine (a detached runner and a CLI cleanup, say)."""
     key = os.path.realpath(repo)
     with _locks_guard:
-        return _repo_locks.setdefault(key, threading.Lock())
+        lock = _repo_locks.setdefault(key, threading.Lock())
+    with lock:
+        os.makedirs(_LOCK_DIR, exist_ok=True)
+        path = os.path.join(_LOCK_DIR, hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class WorkspaceError(Exception):
@@ -165,6 +183,19 @@ class Workspaces:
             return False
         self._run(repo, "branch", "-D", branch)
         return True
+
+    def create_repo(self, path: str, files: Mapping[str, str], message: str = "initial") -> str:
+        """A new repository at `path` on branch main with `files` committed (scratch repositories, smoke tests)."""
+        os.makedirs(path, exist_ok=True)
+        self._run(path, "init", "-q", "-b", "main")
+        for name, text in files.items():
+            target = os.path.join(path, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        self._run(path, "add", "-A")
+        self._run(path, "commit", "-q", "-m", message)
+        return path
 
     def ensure_excluded(self, repo: str, pattern: str = "/.forge/") -> None:
         common_dir = os.path.join(repo, self._run(repo, "rev-parse", "--git-common-dir"))
