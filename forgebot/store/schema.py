@@ -84,3 +84,35 @@ attempts = Table(
     Column("followup", Text),  # a follow-up prompt waiting to run in this attempt's session (0002)
     UniqueConstraint("repo", "branch"),
 )
+
+# -- GitHub bot state (0003) -----------------------------------------------------------------------------------
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(100), primary_key=True),  # X-GitHub-Delivery; a redelivery carries the same id
+    Column("event", String(64), nullable=False),
+    Column("action", String(64)),
+    Column("repo", Text),
+    Column("status", String(16), nullable=False, index=True),  # pending | done | failed
+    Column("payload", Text, nullable=False),  # kept until handled, so a restart can finish the work
+    Column("received_at", Double, nullable=False),
+    Column("finished_at", Double),
+    Column("error", Text),
+    Column("tries", Integer, nullable=False),
+)
+
+issue_tasks = Table(
+    "issue_tasks",
+    metadata,
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("repo", Text, nullable=False),  # owner/name
+    Column("issue", Integer, nullable=False, index=True),
+    Column("installation_id", BigInteger),
+    Column("requester", Text, nullable=False),
+    Column("progress_comment_id", BigInteger),
+    Column("pr_number", Integer),
+    Column("pr_state", String(16)),  # open | merged | closed
+    Column("cleaned_up", Boolean, nullable=False),
+    Column("created_at", Double, nullable=False),
+)

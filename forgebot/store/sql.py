@@ -7,7 +7,7 @@ import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -30,8 +30,11 @@ from forgebot.store import codec
 from forgebot.store.base import NotFound, StoreError
 from forgebot.store.schema import attempts, tasks
 
+if TYPE_CHECKING:
+    from forgebot.store.bot import BotStore
+
 # Execution option marking a transaction that will write; SQLite turns it into BEGIN IMMEDIATE.
-_WRITE = "forgebot_write"
+WRITE_OPTION = "forgebot_write"
 _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",  # first, so the pragmas below wait for other processes' locks too
     "PRAGMA journal_mode=WAL",
@@ -89,7 +92,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     def on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write can neither deadlock nor lose an update.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
@@ -98,7 +101,7 @@ def _configure_sqlite(engine: Engine) -> None:
 def _migrate(engine: Engine, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
-    with engine.connect() as conn, conn.execution_options(**{_WRITE: True}).begin():
+    with engine.connect() as conn, conn.execution_options(**{WRITE_OPTION: True}).begin():
         # Under this lock a second process waits, then finds the schema already at head.
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
@@ -119,7 +122,7 @@ class SqlStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn, conn.execution_options(**{_WRITE: True}).begin():
+        with self._engine.connect() as conn, conn.execution_options(**{WRITE_OPTION: True}).begin():
             yield conn
 
     def create_task(
@@ -271,6 +274,12 @@ class SqlStore:
             return 0
         with self._write() as conn:
             return conn.execute(delete(attempts).where(attempts.c.id.in_(list(attempt_ids)))).rowcount
+
+    def bot_store(self) -> BotStore:
+        """The GitHub bot's tables, on the same database and connection pool."""
+        from forgebot.store.bot import BotStore  # bot.py imports this module
+
+        return BotStore(self._engine)
 
     def close(self) -> None:
         self._engine.dispose()

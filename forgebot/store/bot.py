@@ -1,0 +1,192 @@
+"""The GitHub bot's own durable state, beside the engine's: webhook deliveries and issue ↔ task links.
+
+A delivery is recorded (with its payload) before it is acknowledged and marked done or failed after its
+handlers ran, so a redelivery of a handled one is a no-op, a failed one runs again, and one that a killed
+daemon never finished is picked up on the next start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from forgebot.store.base import NotFound
+from forgebot.store.schema import deliveries, issue_tasks
+from forgebot.store.sql import WRITE_OPTION
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    event: str
+    action: str | None
+    repo: str | None
+    status: DeliveryStatus
+    payload: str
+    received_at: float
+    tries: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueTask:
+    task_id: int
+    repo: str  # owner/name
+    issue: int
+    requester: str
+    created_at: float
+    installation_id: int | None = None
+    progress_comment_id: int | None = None
+    pr_number: int | None = None
+    pr_state: str | None = None
+    cleaned_up: bool = False
+
+
+_LINK_FIELDS = {"installation_id", "progress_comment_id", "pr_number", "pr_state", "cleaned_up"}
+
+
+class BotStore:
+    """Thread-safe like SqlStore (it shares its connection pool); every call blocks, run it in a thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.execution_options(**{WRITE_OPTION: True}).begin():
+            yield conn
+
+    # -- deliveries --------------------------------------------------------------------------------
+
+    def claim_delivery(
+        self, delivery_id: str, *, event: str, action: str | None, repo: str | None, payload: str, now: float
+    ) -> bool:
+        """Record a delivery as pending. True when it should be handled: new, or an earlier try failed.
+        False for one already handled or being handled (a pending one left by a crash is resumed at start)."""
+        with self._write() as conn:
+            try:
+                with conn.begin_nested():  # a savepoint: the duplicate's error must not end the transaction
+                    conn.execute(
+                        insert(deliveries).values(
+                            id=delivery_id,
+                            event=event,
+                            action=action,
+                            repo=repo,
+                            status=DeliveryStatus.PENDING.value,
+                            payload=payload,
+                            received_at=now,
+                            tries=1,
+                        )
+                    )
+                return True
+            except IntegrityError:
+                pass
+            retried = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.status == DeliveryStatus.FAILED.value)
+                .values(
+                    status=DeliveryStatus.PENDING.value,
+                    payload=payload,
+                    received_at=now,
+                    finished_at=None,
+                    error=None,
+                    tries=deliveries.c.tries + 1,
+                )
+            )
+            return retried.rowcount == 1
+
+    def finish_delivery(self, delivery_id: str, *, error: str | None, now: float) -> None:
+        status = DeliveryStatus.FAILED if error else DeliveryStatus.DONE
+        with self._write() as conn:
+            # A handled payload is not needed again; a failed one is, for a retry from the stored copy.
+            values: dict[str, Any] = {"status": status.value, "finished_at": now, "error": error}
+            if status is DeliveryStatus.DONE:
+                values["payload"] = ""
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(values))
+
+    def get_delivery(self, delivery_id: str) -> Delivery:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"delivery {delivery_id} not found")
+        return _delivery(row)
+
+    def pending_deliveries(self) -> list[Delivery]:
+        query = (
+            select(deliveries)
+            .where(deliveries.c.status == DeliveryStatus.PENDING.value)
+            .order_by(deliveries.c.received_at)
+        )
+        with self._engine.connect() as conn:
+            return [_delivery(row) for row in conn.execute(query)]
+
+    # -- issue ↔ task ------------------------------------------------------------------------------
+
+    def link(self, link: IssueTask) -> IssueTask:
+        values = {column.name: getattr(link, column.name) for column in issue_tasks.c}
+        with self._write() as conn:
+            conn.execute(insert(issue_tasks).values(values))
+        return link
+
+    def get_link(self, task_id: int) -> IssueTask:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(issue_tasks).where(issue_tasks.c.task_id == task_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"task {task_id} is not linked to an issue")
+        return _link(row)
+
+    def links_for_issue(self, repo: str, issue: int) -> list[IssueTask]:
+        """Newest first: the task a command on the issue means by default is the latest one."""
+        query = (
+            select(issue_tasks)
+            .where(issue_tasks.c.repo == repo, issue_tasks.c.issue == issue)
+            .order_by(issue_tasks.c.task_id.desc())
+        )
+        with self._engine.connect() as conn:
+            return [_link(row) for row in conn.execute(query)]
+
+    def link_for_pull(self, repo: str, pr_number: int) -> IssueTask | None:
+        query = select(issue_tasks).where(issue_tasks.c.repo == repo, issue_tasks.c.pr_number == pr_number)
+        with self._engine.connect() as conn:
+            row = conn.execute(query.order_by(issue_tasks.c.task_id.desc())).first()
+        return None if row is None else _link(row)
+
+    def update_link(self, task_id: int, **fields: Any) -> IssueTask:
+        unknown = set(fields) - _LINK_FIELDS
+        if unknown:
+            raise ValueError(f"not an updatable link field: {sorted(unknown)[0]}")
+        with self._write() as conn:
+            if conn.execute(update(issue_tasks).where(issue_tasks.c.task_id == task_id).values(fields)).rowcount == 0:
+                raise NotFound(f"task {task_id} is not linked to an issue")
+        return self.get_link(task_id)
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    return Delivery(
+        id=row.id,
+        event=row.event,
+        action=row.action,
+        repo=row.repo,
+        status=DeliveryStatus(row.status),
+        payload=row.payload,
+        received_at=row.received_at,
+        tries=row.tries,
+        error=row.error,
+    )
+
+
+def _link(row: Row[Any]) -> IssueTask:
+    return IssueTask(**{column.name: getattr(row, column.name) for column in issue_tasks.c})

@@ -1,0 +1,81 @@
+"""The bot's state on SQLite and PostgreSQL: delivery dedupe and issue ↔ task links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from forgebot.core.models import Strategy
+from forgebot.store import NotFound, SqlStore, open_store
+from forgebot.store.bot import BotStore, DeliveryStatus, IssueTask
+
+
+@pytest.fixture
+def stores(store_url: str) -> Iterator[tuple[SqlStore, BotStore]]:
+    store = open_store(store_url)
+    yield store, store.bot_store()
+    store.close()
+
+
+def _claim(bot: BotStore, delivery: str = "d-1", payload: str = "{}") -> bool:
+    return bot.claim_delivery(delivery, event="issues", action="labeled", repo="o/r", payload=payload, now=1.0)
+
+
+def test_a_new_delivery_is_claimed_once(stores: tuple[SqlStore, BotStore]) -> None:
+    _, bot = stores
+    assert _claim(bot) is True
+    assert _claim(bot) is False  # in flight: a redelivery while it runs is not handled twice
+    assert [d.id for d in bot.pending_deliveries()] == ["d-1"]
+
+
+def test_a_handled_delivery_is_a_no_op_and_drops_its_payload(stores: tuple[SqlStore, BotStore]) -> None:
+    _, bot = stores
+    _claim(bot, payload='{"big": true}')
+    bot.finish_delivery("d-1", error=None, now=2.0)
+    assert _claim(bot) is False
+    done = bot.get_delivery("d-1")
+    assert done.status is DeliveryStatus.DONE and done.payload == "" and done.tries == 1
+    assert bot.pending_deliveries() == []
+
+
+def test_a_failed_delivery_runs_again(stores: tuple[SqlStore, BotStore]) -> None:
+    _, bot = stores
+    _claim(bot, payload="first")
+    bot.finish_delivery("d-1", error="GitHub answered 502", now=2.0)
+    assert bot.get_delivery("d-1").status is DeliveryStatus.FAILED
+    assert _claim(bot, payload="second") is True
+    again = bot.get_delivery("d-1")
+    assert (again.status, again.tries, again.payload, again.error) == (DeliveryStatus.PENDING, 2, "second", None)
+
+
+def test_issue_links(stores: tuple[SqlStore, BotStore]) -> None:
+    store, bot = stores
+    ids = []
+    for title in ("one", "two"):
+        task = store.create_task(
+            title=title,
+            description="",
+            repo="/cache/o__r",
+            base_branch="main",
+            base_sha="0" * 40,
+            strategy=Strategy.PARALLEL,
+            quality_threshold=0.8,
+            checks=(),
+            created_at=1.0,
+        )
+        bot.link(IssueTask(task_id=task.id, repo="o/r", issue=7, requester="alice", created_at=1.0))
+        ids.append(task.id)
+    assert [link.task_id for link in bot.links_for_issue("o/r", 7)] == ids[::-1]
+    assert bot.links_for_issue("o/r", 8) == []
+    updated = bot.update_link(ids[0], progress_comment_id=99, pr_number=12, pr_state="open")
+    assert (updated.progress_comment_id, updated.pr_number, updated.pr_state) == (99, 12, "open")
+    assert bot.link_for_pull("o/r", 12) == updated
+    assert bot.link_for_pull("o/r", 13) is None
+    with pytest.raises(ValueError, match="not an updatable"):
+        bot.update_link(ids[0], repo="x/y")
+    with pytest.raises(NotFound):
+        bot.get_link(12345)
+    store.delete_task(ids[0])  # links go with their task
+    with pytest.raises(NotFound):
+        bot.get_link(ids[0])
