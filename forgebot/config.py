@@ -201,8 +201,10 @@ class Settings(_Document):
     store_url: str | None = None
     # Folders put in front of PATH for agents (where scripts/install-agents.sh put the CLIs).
     agents_path: list[str] = Field(default_factory=list)
-    # Sections owned by the GitHub bot; validated there.
+    # Sections owned by the GitHub daemon; validated by forgebot/github/settings.py.
     github: dict[str, Any] = Field(default_factory=dict)
+    server: dict[str, Any] = Field(default_factory=dict)
+    repos: dict[str, Any] = Field(default_factory=dict)
     bot: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("agents_path", mode="before")
@@ -227,6 +229,7 @@ class RepoConfig(_Document):
     agents: Agents = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     checks: Checks = Field(default_factory=list)
+    auto_pr: bool | None = None  # open the winner's pull request without waiting for `/forge pick`
     _source: str = PrivateAttr(default=REPO_CONFIG_PATH)
 
     @property
@@ -290,7 +293,7 @@ _ENV_TOP_LEVEL = {
 _ENV_SECTIONS: dict[str, type[BaseModel]] = {"defaults": Defaults, "limits": Limits, "policy": Policy}
 # Read by other parts of forgebot (CLI, GitHub bot), not by this module.
 _ENV_IGNORED = {"FORGEBOT_CONFIG", "FORGEBOT_WEBHOOK_SECRET"}
-_ENV_IGNORED_PREFIXES = ("FORGEBOT_GITHUB_", "FORGEBOT_LOG_")
+_ENV_IGNORED_PREFIXES = ("FORGEBOT_GITHUB_", "FORGEBOT_LOG_", "FORGEBOT_SERVER_", "FORGEBOT_REPOS_", "FORGEBOT_BOT_")
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, str | list[str]]]:
@@ -383,6 +386,7 @@ def merge(settings: Settings, repo: RepoConfig) -> Settings:
         "agents": {**settings.agents, **repo.agents},
         "defaults": settings.defaults.model_copy(update=defaults),
         "checks": repo.checks if repo_sets_checks else settings.checks,
+        "bot": settings.bot if repo.auto_pr is None else {**settings.bot, "auto_pr": repo.auto_pr},
     }
     return _validate(Settings, merged, repo.source)
 

@@ -64,10 +64,14 @@ def test_issue_links(stores: tuple[SqlStore, BotStore]) -> None:
             checks=(),
             created_at=1.0,
         )
-        bot.link(IssueTask(task_id=task.id, repo="o/r", issue=7, requester="alice", created_at=1.0))
+        link = IssueTask(task_id=task.id, repo="o/r", issue=7, requester="alice", created_at=1.0, delivery=title)
+        bot.link(link)
         ids.append(task.id)
     assert [link.task_id for link in bot.links_for_issue("o/r", 7)] == ids[::-1]
     assert bot.links_for_issue("o/r", 8) == []
+    found = bot.link_for_delivery("two")
+    assert found is not None and found.task_id == ids[1]
+    assert bot.link_for_delivery("three") is None
     updated = bot.update_link(ids[0], progress_comment_id=99, pr_number=12, pr_state="open")
     assert (updated.progress_comment_id, updated.pr_number, updated.pr_state) == (99, 12, "open")
     assert bot.link_for_pull("o/r", 12) == updated

@@ -48,6 +48,7 @@ class IssueTask:
     issue: int
     requester: str
     created_at: float
+    delivery: str | None = None
     installation_id: int | None = None
     progress_comment_id: int | None = None
     pr_number: int | None = None
@@ -157,6 +158,11 @@ class BotStore:
         )
         with self._engine.connect() as conn:
             return [_link(row) for row in conn.execute(query)]
+
+    def link_for_delivery(self, delivery: str) -> IssueTask | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(issue_tasks).where(issue_tasks.c.delivery == delivery)).one_or_none()
+        return None if row is None else _link(row)
 
     def link_for_pull(self, repo: str, pr_number: int) -> IssueTask | None:
         query = select(issue_tasks).where(issue_tasks.c.repo == repo, issue_tasks.c.pr_number == pr_number)

@@ -110,6 +110,7 @@ issue_tasks = Table(
     Column("issue", Integer, nullable=False, index=True),
     Column("installation_id", BigInteger),
     Column("requester", Text, nullable=False),
+    Column("delivery", String(100), unique=True),  # the delivery that created the task: a resumed one skips it
     Column("progress_comment_id", BigInteger),
     Column("pr_number", Integer),
     Column("pr_state", String(16)),  # open | merged | closed

@@ -38,12 +38,14 @@ def upgrade() -> None:
         sa.Column("issue", sa.Integer, nullable=False),
         sa.Column("installation_id", sa.BigInteger),
         sa.Column("requester", sa.Text, nullable=False),
+        sa.Column("delivery", sa.String(100)),
         sa.Column("progress_comment_id", sa.BigInteger),
         sa.Column("pr_number", sa.Integer),
         sa.Column("pr_state", sa.String(16)),
         sa.Column("cleaned_up", sa.Boolean, nullable=False),
         sa.Column("created_at", sa.Double, nullable=False),
         sa.PrimaryKeyConstraint("task_id", name="pk_issue_tasks"),
+        sa.UniqueConstraint("delivery", name="uq_issue_tasks_delivery"),
         sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name="fk_issue_tasks_task_id_tasks", ondelete="CASCADE"),
     )
     op.create_index("ix_issue_tasks_issue", "issue_tasks", ["issue"])

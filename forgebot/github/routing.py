@@ -1,0 +1,67 @@
+"""(event, action) → handlers, run in order, each failure isolated and logged."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    delivery: str
+    event: str  # X-GitHub-Event
+    payload: dict[str, Any]
+
+    @property
+    def action(self) -> str | None:
+        action = self.payload.get("action")
+        return action if isinstance(action, str) else None
+
+    @property
+    def repo(self) -> str | None:
+        repository = self.payload.get("repository")
+        name = repository.get("full_name") if isinstance(repository, dict) else None
+        return name if isinstance(name, str) else None
+
+    @property
+    def installation_id(self) -> int | None:
+        installation = self.payload.get("installation")
+        value = installation.get("id") if isinstance(installation, dict) else None
+        return value if isinstance(value, int) else None
+
+
+Handler = Callable[[WebhookEvent], Awaitable[None]]
+
+
+class Router:
+    def __init__(self) -> None:
+        self._handlers: dict[tuple[str, str | None], list[Handler]] = defaultdict(list)
+
+    def add(self, event: str, action: str | None, handler: Handler) -> None:
+        """`action=None` matches every action of the event."""
+        self._handlers[(event, action)].append(handler)
+
+    def handlers(self, event: str, action: str | None) -> list[Handler]:
+        specific = self._handlers.get((event, action), []) if action is not None else []
+        return [*specific, *self._handlers.get((event, None), [])]
+
+    def wants(self, event: str, action: str | None) -> bool:
+        return bool(self.handlers(event, action))
+
+    async def dispatch(self, event: WebhookEvent) -> list[str]:
+        """Runs every handler; returns one line per handler that failed (empty when all succeeded)."""
+        failures = []
+        for handler in self.handlers(event.event, event.action):
+            name = getattr(handler, "__qualname__", repr(handler))
+            try:
+                await handler(event)
+            except Exception as error:
+                log.exception("handler_failed", handler=name, delivery=event.delivery, gh_event=event.event)
+                failures.append(f"{name}: {type(error).__name__}: {error}")
+        return failures

@@ -1,0 +1,83 @@
+"""The daemon's settings: file sections, environment on top, and what `serve` refuses to start without."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from forgebot.config import ConfigError, Settings, load_repo_config, merge
+from forgebot.github.settings import bot_settings
+
+
+def test_defaults_and_environment() -> None:
+    settings = Settings.model_validate({"github": {"token": "file-token"}, "repos": {"allow": ["acme/*"]}})
+    bot = bot_settings(
+        settings,
+        {
+            "FORGEBOT_GITHUB_API_URL": "https://ghe.example.com/api/v3/",
+            "FORGEBOT_WEBHOOK_SECRET": "old, new",
+            "FORGEBOT_SERVER_PORT": "9000",
+        },
+    )
+    assert bot.github.api_url == "https://ghe.example.com/api/v3"
+    assert bot.github.token == "file-token"
+    assert bot.github.webhook_secrets == ["old", "new"]
+    assert (bot.server.host, bot.server.port) == ("127.0.0.1", 9000)
+    assert bot.bot.trigger_label == "forge" and bot.bot.auto_pr is False
+    bot.require_runnable()
+
+
+@pytest.mark.parametrize(
+    ("data", "environ", "message"),
+    [
+        ({}, {}, "github.webhook_secrets (or FORGEBOT_WEBHOOK_SECRET): required"),
+        ({"github": {"webhook_secrets": ["s"]}, "repos": {"allow": ["a/b"]}}, {}, "github.token"),
+        ({"github": {"token": "t", "webhook_secrets": ["s"]}}, {}, "repos.allow: required"),
+    ],
+)
+def test_serve_refuses_to_start_without(data: dict[str, object], environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        bot_settings(Settings.model_validate(data), environ).require_runnable()
+
+
+def test_errors_name_the_key_or_variable_and_never_the_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        bot_settings(Settings(), {"FORGEBOT_SERVER_PORT": "not-a-port-s3cret"})
+    assert "environment FORGEBOT_SERVER_PORT" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"github\.private_key_file: required with github\.app_id"):
+        bot_settings(Settings.model_validate({"github": {"app_id": 3}}), {})
+    with pytest.raises(ConfigError, match=r"bot\.trigger_labl"):
+        bot_settings(Settings.model_validate({"bot": {"trigger_labl": "x"}}), {})
+
+
+def test_missing_private_key_file(tmp_path: Path) -> None:
+    data = {
+        "github": {"app_id": 1, "private_key_file": str(tmp_path / "nope.pem"), "webhook_secrets": ["s"]},
+        "repos": {"allow": ["a/b"]},
+    }
+    with pytest.raises(ConfigError, match="no such file"):
+        bot_settings(Settings.model_validate(data), {}).require_runnable()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "allowed"),
+    [
+        ("acme/*", "acme/widgets", True),
+        ("acme/*", "ACME/Widgets", True),
+        ("acme/*", "evil/widgets", False),
+        ("acme/w?dgets", "acme/wodgets", True),
+        ("acme/widgets", "acme/widgets-fork", False),
+    ],
+)
+def test_repo_allowlist_globs(pattern: str, name: str, allowed: bool) -> None:
+    bot = bot_settings(Settings.model_validate({"repos": {"allow": [pattern]}}), {})
+    assert bot.repos.allows(name) is allowed
+
+
+def test_repository_may_turn_on_auto_pr() -> None:
+    merged = merge(Settings(), load_repo_config("auto_pr: true\n"))
+    assert bot_settings(merged, {}).bot.auto_pr is True
+    assert bot_settings(merge(Settings(), load_repo_config("defaults: {agents: []}\n")), {}).bot.auto_pr is False
