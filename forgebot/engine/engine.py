@@ -487,8 +487,11 @@ class Engine:
         await self._store(self.store.delete_attempts, [a.id for a in doomed])
         return doomed
 
-    async def cleanup_worktrees(self, *, dry_run: bool = False, older_than: float = 0.0) -> CleanupReport:
-        everything = await self._store(self.store.list_attempts)
+    async def cleanup_worktrees(
+        self, *, dry_run: bool = False, older_than: float = 0.0, task_id: int | None = None
+    ) -> CleanupReport:
+        """Remove worktrees of finished attempts (of one task, or all); branches stay, they hold the work."""
+        everything = await self._store(self.store.list_attempts, task_id=task_id)
         attempts = [((await self.task(a.task_id)).repo, a) for a in everything]
         roots = sorted({self.layout.worktree_root(repo) for repo, _ in attempts})
         return await asyncio.to_thread(

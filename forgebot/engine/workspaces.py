@@ -105,7 +105,7 @@ class Workspaces:
 
     # -- running git ---------------------------------------------------------------------------------------
 
-    def _try(self, cwd: str, *args: str) -> tuple[int, str, str]:
+    def _try(self, cwd: str, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
         """Run git in `cwd`; returns (exit status, stdout, stderr) without raising on failure."""
         if not os.path.isdir(cwd):
             raise WorkspaceError(f"{cwd} is not a directory")
@@ -115,10 +115,31 @@ class Workspaces:
                 [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args],
                 with_extended_output=True,
                 with_exceptions=False,
-                env=self._env,
+                env=env or self._env,
             )
         except git.GitCommandNotFound as exc:
             raise WorkspaceError(f"cannot run git: {exc.status}") from None
+
+    def run_git(
+        self,
+        cwd: str,
+        args: Sequence[str],
+        *,
+        config: Sequence[tuple[str, str]] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> tuple[int, str, str]:
+        """Run git with extra settings and environment for this one command; (status, stdout, stderr), never raises
+        on git's failure. `config` travels in GIT_CONFIG_KEY_n/VALUE_n, not `-c`, so secrets in it stay out of
+        the process list (clones.py passes the fetch/push credential this way)."""
+        merged = {**self._env, **(env or {}), "GIT_CONFIG_COUNT": str(len(_CONFIG) + len(config))}
+        for i, (key, value) in enumerate(config, start=len(_CONFIG)):
+            merged[f"GIT_CONFIG_KEY_{i}"] = key
+            merged[f"GIT_CONFIG_VALUE_{i}"] = value
+        return self._try(cwd, *args, env=merged)
+
+    def lock(self, repo: str) -> contextlib.AbstractContextManager[None]:
+        """The per-repository lock the methods here take (not reentrant: don't call them while holding it)."""
+        return _repo_lock(repo)
 
     def _run(self, cwd: str, *args: str) -> str:
         status, out, err = self._try(cwd, *args)
@@ -144,8 +165,13 @@ class Workspaces:
         return out
 
     def resolve_base(self, repo: str, base_branch: str | None) -> tuple[str, str]:
+        """(branch, sha) to start a task from. A named branch missing locally is taken from origin's
+        remote-tracking branch: a clone cache (clones.py) keeps no local copies of the remote's branches."""
         if base_branch is not None:
-            return base_branch, self.head_sha(repo, base_branch)
+            sha = self._branch_sha(repo, base_branch) or self._branch_sha(repo, base_branch, "refs/remotes/origin/")
+            if sha is None:
+                raise WorkspaceError(f"base branch '{base_branch}' does not exist in {repo}")
+            return base_branch, sha
         status, branch, err = self._try(repo, "symbolic-ref", "-q", "--short", "HEAD")
         if status == 1:
             raise WorkspaceError(f"HEAD of {repo} is detached; name the base branch explicitly")
@@ -165,8 +191,8 @@ class Workspaces:
     def branch_exists(self, repo: str, branch: str) -> bool:
         return self._branch_sha(repo, branch) is not None
 
-    def _branch_sha(self, repo: str, branch: str) -> str | None:
-        status, out, err = self._try(repo, "rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}")
+    def _branch_sha(self, repo: str, branch: str, prefix: str = "refs/heads/") -> str | None:
+        status, out, err = self._try(repo, "rev-parse", "--verify", "-q", f"{prefix}{branch}^{{commit}}")
         if status == 1:
             return None
         if status != 0:
