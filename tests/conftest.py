@@ -73,3 +73,21 @@ def fake_llm() -> Iterator[ThreadedFakeLLM]:
 
 
 # ======== end of fake LLM fixtures ========
+
+
+# ======== fake GitHub fixtures ========
+# `fake_github` serves the stateful fake of GitHub's REST API (tests/fake_github/) from a background thread for one
+# test, so sync and async tests can use it: point PyGithub (or PyGithubClient) at `fake_github.url` with
+# `fake_github.token`, seed with `add_repo`/`add_issue`/..., assert on `fake_github.actions` and `.requests`.
+# In async code that wants the fake on its own loop: `async with FakeGitHub(prefix="/api/v3") as gh:`.
+from tests.fake_github import FakeGitHub  # noqa: E402  (imported here to keep this block self-contained)
+
+
+@pytest.fixture
+def fake_github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as gh:
+        yield gh
+        assert not gh.errors, "the fake GitHub's handlers failed:\n" + "\n".join(gh.errors)
+
+
+# ======== end of fake GitHub fixtures ========
