@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from forgebot import cli_agents, tui
+from forgebot import cli_agents, cli_serve, tui
 from forgebot.agents.base import AgentUnavailable
 from forgebot.app import LocalApp, open_local
 from forgebot.config import ConfigError, parse_duration
@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--repo", default=".", help="the git repository to work on (default: current directory)")
     parser.add_argument("--config", default=os.environ.get("FORGEBOT_CONFIG"), help="config file (YAML)")
-    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--log-level", help="debug, info, warning (default; info for serve), error")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
     task = groups.add_parser("task", help="create, watch, compare and merge tasks").add_subparsers(
@@ -310,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.set_defaults(handler=worktree_cleanup)
 
     cli_agents.add_parsers(groups)
+    cli_serve.add_parser(groups)
 
     processes = groups.add_parser("processes", help="agent processes").add_subparsers(dest="cmd", required=True)
     plist = processes.add_parser("list", help="list running agent processes")
@@ -337,12 +338,15 @@ async def _dispatch(args: argparse.Namespace, out: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, json=os.environ.get("FORGEBOT_LOG_FORMAT") == "json" or None)
+    level = args.log_level or ("info" if args.group == "serve" else "warning")
+    configure_logging(level, json=os.environ.get("FORGEBOT_LOG_FORMAT") == "json" or None)
     out = Console()
     if not out.is_terminal:
         out = Console(width=140)  # logs and pipes: wide enough that tables do not wrap
         args.no_live = True
     try:
+        if args.group == "serve":
+            return asyncio.run(cli_serve.run_serve(args))
         return asyncio.run(_dispatch(args, out))
     except USER_ERRORS as error:
         print(f"forgebot: error: {error}", file=sys.stderr)

@@ -1,0 +1,170 @@
+"""Composition root for `forgebot serve`: settings → store, engine, GitHub client, clone cache, publisher,
+handlers and the aiohttp application (`POST /webhook`, `GET /healthz`, `GET /readyz`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+
+from forgebot.app import engine_settings
+from forgebot.config import Settings
+from forgebot.engine.clones import Clones
+from forgebot.engine.engine import Engine
+from forgebot.engine.layout import Layout
+from forgebot.engine.workspaces import Workspaces
+from forgebot.github.bot import Bot
+from forgebot.github.handlers import register
+from forgebot.github.permissions import Permissions
+from forgebot.github.port import GitHubError, GitHubPort
+from forgebot.github.publisher import Publisher, PublisherSettings, web_url
+from forgebot.github.routing import Router
+from forgebot.github.settings import BODY_LIMIT, BotSettings
+from forgebot.github.webhooks import Webhooks
+from forgebot.store import SqlStore, open_store
+
+log = structlog.get_logger(__name__)
+
+
+def data_dir(settings: Settings) -> str:
+    return os.path.abspath(settings.data_dir or os.path.join(os.path.expanduser("~"), ".local", "share", "forgebot"))
+
+
+@dataclass
+class Daemon:
+    settings: Settings
+    behaviour: BotSettings
+    store: SqlStore
+    engine: Engine
+    github: GitHubPort
+    bot: Bot
+    webhooks: Webhooks
+    app: web.Application
+
+    async def start(self) -> None:
+        """Recover what a stopped daemon left: interrupted attempts are reported in their progress comments,
+        accepted deliveries that never finished run again."""
+        self.bot.publisher.attach()
+        recovered = await self.engine.start()
+        for task_id in sorted({attempt.task_id for attempt in recovered}):
+            try:
+                await self.bot.publisher.refresh(task_id)
+            except GitHubError as error:
+                log.warning("progress_reconcile_failed", task=task_id, status=error.status)
+        resumed = await self.webhooks.resume()
+        log.info("daemon_started", interrupted=len(recovered), resumed_deliveries=resumed)
+
+    async def stop(self) -> None:
+        """Stop taking work, give running attempts the grace period, interrupt the rest, post final edits."""
+        grace = self.behaviour.server.shutdown_grace
+        await self.webhooks.drain(grace)
+        await self.engine.shutdown(grace=grace)
+        await self.bot.publisher.settle()
+        await self.bot.publisher.close()
+        self.store.close()
+        log.info("daemon_stopped")
+
+    async def ready(self) -> dict[str, str]:
+        problems = {}
+        try:
+            await asyncio.to_thread(self.store.list_tasks, limit=1)
+        except Exception as error:
+            problems["store"] = type(error).__name__
+        try:
+            await self.github.ping()
+        except GitHubError as error:
+            problems["github"] = f"status {error.status}" if error.status else "unreachable"
+        return problems
+
+
+def build(
+    settings: Settings,
+    behaviour: BotSettings,
+    github: GitHubPort,
+    *,
+    environ: Mapping[str, str],
+    plain_http_hosts: tuple[str, ...] = (),
+) -> Daemon:
+    settings = _daemon_policy(settings)
+    root = data_dir(settings)
+    store = open_store(settings.store_url or "sqlite:///" + os.path.join(root, "forgebot.db"))
+    workspaces = Workspaces()
+    engine = Engine(
+        store,
+        workspaces,
+        settings=engine_settings(settings),
+        layout=Layout(state_root=root),
+        environ=environ,
+        serve_all=True,
+    )
+    clones = Clones(workspaces, os.path.join(root, "clones"), plain_http_hosts=plain_http_hosts)
+    bot_store = store.bot_store()
+    secrets = tuple(s for s in (behaviour.github.token, *behaviour.github.webhook_secrets) if s)
+    publisher = Publisher(
+        github,
+        engine,
+        bot_store,
+        clones,
+        PublisherSettings(
+            web_url=web_url(behaviour.github.api_url),
+            progress_interval=behaviour.bot.progress_interval,
+            log_tail_lines=behaviour.bot.log_tail_lines,
+            draft_pr=behaviour.bot.draft_pr,
+            trigger_label=behaviour.bot.trigger_label,
+            secrets=secrets,
+        ),
+    )
+    permissions = Permissions(github, behaviour.bot.permission_cache_seconds)
+    bot = Bot(settings, behaviour, github, engine, bot_store, clones, publisher, permissions)
+    publisher.auto_pr = bot.auto_pr
+    router = Router()
+    register(router, bot)
+    webhooks = Webhooks(behaviour.github.webhook_secrets, bot_store, router)
+    app = web.Application(client_max_size=BODY_LIMIT + 1024)
+    daemon = Daemon(settings, behaviour, store, engine, github, bot, webhooks, app)
+    app.router.add_post("/webhook", webhooks.handle)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz(daemon))
+    return daemon
+
+
+def _daemon_policy(settings: Settings) -> Settings:
+    """A repository's agents may not pull ${VARIABLES} out of the daemon's environment (where its own GitHub
+    credentials live) unless the server file says so explicitly."""
+    if "repo_may_set_agent_env" in settings.policy.model_fields_set:
+        return settings
+    policy = settings.policy.model_copy(update={"repo_may_set_agent_env": False})
+    return settings.model_copy(update={"policy": policy})
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+def _readyz(daemon: Daemon) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def readyz(_request: web.Request) -> web.Response:
+        problems = await daemon.ready()
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    return readyz
+
+
+async def serve(daemon: Daemon, host: str, port: int, stop: asyncio.Event) -> None:
+    """Run until `stop` is set (SIGTERM/SIGINT in the CLI), then shut down gracefully."""
+    runner = web.AppRunner(daemon.app, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    await daemon.start()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("listening", host=host, port=port)
+    try:
+        await stop.wait()
+    finally:
+        await daemon.stop()
+        await runner.cleanup()

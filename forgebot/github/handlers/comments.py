@@ -1,0 +1,172 @@
+"""`issue_comment.created`: `/forge` commands on an issue or on forgebot's pull request.
+
+Parse first, then authorize, then react (eyes for an accepted command, a reply for a refused one), then act.
+Edited comments are not read: only `created` is routed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from forgebot.core import render
+from forgebot.core.commands import Command, Reply, Verb, parse
+from forgebot.core.models import AttemptStatus
+from forgebot.core.scoring import compare
+from forgebot.engine.housekeeping import EngineError
+from forgebot.github.bot import Bot, Issue, Refused
+from forgebot.github.port import GitHubError
+from forgebot.github.routing import Router, WebhookEvent
+
+log = structlog.get_logger(__name__)
+Action = Callable[[Bot, Issue, Command, str, str], Awaitable[str | None]]  # returns a reply, or None
+
+
+def register(router: Router, bot: Bot) -> None:
+    async def created(event: WebhookEvent) -> None:
+        await on_comment(bot, event)
+
+    router.add("issue_comment", "created", created)
+
+
+async def on_comment(bot: Bot, event: WebhookEvent) -> None:
+    body = str((event.payload.get("comment") or {}).get("body") or "")
+    results = parse(body, bot.behaviour.bot.trigger_label)
+    if not results:
+        return
+    if why := bot.ignored(event):
+        log.info("event_ignored", reason=why, repo=event.repo, delivery=event.delivery)
+        return
+    issue = Issue.from_event(event)
+    sender = str(event.payload["sender"]["login"])
+    comment_id = int(event.payload["comment"]["id"])
+    if refusal := await bot.authorize(issue.repo, sender):
+        if bot.behaviour.bot.reply_to_unauthorized:
+            await bot.reply(issue, render.refusal(sender, refusal))
+        return
+    for number, result in enumerate(results):
+        if isinstance(result, Reply):
+            await bot.reply(issue, render.error_reply(result.message))
+            continue
+        # Each command of a comment gets its own idempotency key, so a resumed delivery starts nothing twice.
+        key = f"{event.delivery}:{number}"
+        await bot.github.react_to_comment(issue.repo, comment_id, "eyes")
+        try:
+            answer = await ACTIONS[result.verb](bot, issue, result, sender, key)
+        except (Refused, EngineError) as error:
+            answer = render.error_reply(str(error))
+        if answer:
+            await bot.reply(issue, answer)
+
+
+async def _run(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    if issue.is_pull_request:
+        raise Refused("`/forge run` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+    await bot.start_task(issue, command.agents, requester=sender, delivery=key)
+    return None
+
+
+async def _fork(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    profile = await bot.fork_profile(issue, command.agents[0], command.model)
+    attempt = await bot.engine.fork(link.task_id, profile)
+    await bot.publisher.refresh(link.task_id)
+    log.info("attempt_forked", task=link.task_id, attempt=attempt.id, agent=profile.name)
+    return None
+
+
+async def _status(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    await bot.publisher.refresh(link.task_id)
+    return None
+
+
+async def _compare(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    await bot.publisher.refresh(link.task_id)
+    return render.compare_reply(compare(await bot.engine.attempts(link.task_id)))
+
+
+async def _pick(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    attempt = await bot.resolve(link, command.target)
+    if attempt.diff.empty or not attempt.commit_sha:
+        raise Refused(f"attempt {attempt.id} ({attempt.agent}) changed nothing; there is nothing to open")
+    if not attempt.status.terminal:
+        raise Refused(f"attempt {attempt.id} ({attempt.agent}) is still {attempt.status.value}")
+    pull = await bot.publisher.open_pull(link, attempt, issue_title=issue.title)
+    return f"Opened #{pull.number} with attempt {attempt.id} ({attempt.agent})."
+
+
+async def _merge(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    attempt = await bot.resolve(link, command.target)
+    if attempt.status is not AttemptStatus.SUCCEEDED:
+        raise Refused(f"attempt {attempt.id} ({attempt.agent}) did not pass its checks; `/forge pick` it to review")
+    pull = await bot.publisher.open_pull(link, attempt, issue_title=issue.title)
+    try:
+        merged = await bot.github.merge_pull(issue.repo, pull.number, method="squash")
+    except GitHubError as error:
+        raise Refused(f"GitHub would not merge #{pull.number}: {error}") from None
+    if not merged:
+        raise Refused(f"GitHub would not merge #{pull.number} (not mergeable, or its checks have not passed)")
+    return None  # the pull_request.closed event does the cleanup and the final line
+
+
+async def _cancel(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    attempt_id = None if command.target is None else (await bot.resolve(link, command.target)).id
+    await bot.engine.cancel(link.task_id, attempt_id)
+    await bot.publisher.refresh(link.task_id)
+    return None
+
+
+async def _retry(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    attempt = await bot.resolve(link, command.target)
+    await bot.engine.retry(attempt.id)
+    await bot.publisher.refresh(link.task_id)
+    return None
+
+
+async def _followup(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    attempt = await bot.resolve(link, command.target)
+    await bot.engine.followup(attempt.id, command.text)  # its branch is pushed again when it finishes
+    await bot.publisher.refresh(link.task_id)
+    return None
+
+
+async def _cleanup(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    link = await bot.current_task(issue)
+    attempts = await bot.engine.attempts(link.task_id)
+    if not all(a.status.terminal for a in attempts):
+        raise Refused("attempts are still running; `/forge cancel` them first")
+    report = await bot.engine.cleanup_worktrees(task_id=link.task_id)
+    await bot.publisher.refresh(link.task_id, footer=f"Cleaned up {len(report.removed)} worktrees.")
+    return None
+
+
+async def _help(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    return render.help_reply(bot.behaviour.bot.trigger_label)
+
+
+async def _template(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    raise Refused("templates are not configured on this server yet")
+
+
+ACTIONS: dict[Verb, Action] = {
+    Verb.RUN: _run,
+    Verb.FORK: _fork,
+    Verb.STATUS: _status,
+    Verb.COMPARE: _compare,
+    Verb.PICK: _pick,
+    Verb.MERGE: _merge,
+    Verb.CANCEL: _cancel,
+    Verb.RETRY: _retry,
+    Verb.FOLLOWUP: _followup,
+    Verb.CLEANUP: _cleanup,
+    Verb.HELP: _help,
+    Verb.TEMPLATE: _template,
+}

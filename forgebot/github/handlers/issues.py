@@ -1,0 +1,48 @@
+"""`issues.labeled`: the trigger label (`forge`, or `forge:claude,gemini`) starts a task on the issue.
+Removing the label does nothing to running work."""
+
+from __future__ import annotations
+
+import structlog
+
+from forgebot.core import render
+from forgebot.core.commands import LabelError, parse_label
+from forgebot.github.bot import Bot, Issue, Refused
+from forgebot.github.routing import Router, WebhookEvent
+
+log = structlog.get_logger(__name__)
+
+
+def register(router: Router, bot: Bot) -> None:
+    async def labeled(event: WebhookEvent) -> None:
+        await on_labeled(bot, event)
+
+    router.add("issues", "labeled", labeled)
+
+
+async def on_labeled(bot: Bot, event: WebhookEvent) -> None:
+    label = str((event.payload.get("label") or {}).get("name", ""))
+    problem: str | None = None
+    try:
+        agents = parse_label(label, bot.behaviour.bot.trigger_label)
+    except LabelError as error:
+        agents, problem = None, str(error)
+    if agents is None and problem is None:
+        return  # some other label
+    if why := bot.ignored(event):
+        log.info("event_ignored", reason=why, repo=event.repo, delivery=event.delivery)
+        return
+    issue = Issue.from_event(event)
+    sender = str(event.payload["sender"]["login"])
+    if refusal := await bot.authorize(issue.repo, sender):
+        if bot.behaviour.bot.reply_to_unauthorized:
+            await bot.reply(issue, render.refusal(sender, refusal))
+        return
+    if problem is not None:
+        await bot.reply(issue, render.error_reply(problem))
+        return
+    await bot.github.react_to_issue(issue.repo, issue.number, "eyes")
+    try:
+        await bot.start_task(issue, agents or [], requester=sender, delivery=event.delivery)
+    except Refused as error:
+        await bot.reply(issue, render.error_reply(str(error)))

@@ -1,0 +1,312 @@
+"""Turns engine events into what users see on GitHub: one progress comment per task (debounced edits, a
+final edit with the comparison), pushed branches, the winner's pull request, and the cleanup line.
+
+Every write looks before it leaps: the progress comment is found again by its hidden marker, a pull request
+by its head branch, so a retry after a 502 or a restart never posts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from forgebot.core import render
+from forgebot.core.models import Attempt, AttemptStatus, TaskStatus, task_status
+from forgebot.core.scoring import compare
+from forgebot.engine.clones import Clones
+from forgebot.engine.engine import Engine
+from forgebot.engine.events import EngineEvent, EventKind
+from forgebot.engine.workspaces import WorkspaceError
+from forgebot.github.port import GitHubError, GitHubPort, PullInfo
+from forgebot.store.bot import BotStore, IssueTask
+
+log = structlog.get_logger(__name__)
+LOG_TAIL_BYTES = 64 * 1024
+
+
+def web_url(api_url: str) -> str:
+    """https://api.github.com → https://github.com; GitHub Enterprise https://HOST/api/v3 → https://HOST."""
+    if api_url.rstrip("/") == "https://api.github.com":
+        return "https://github.com"
+    return re.sub(r"/api/v3/?$", "", api_url.rstrip("/"))
+
+
+def read_tail(path: str | None, lines: int) -> str:
+    if not path or lines <= 0:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - LOG_TAIL_BYTES))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class PublisherSettings:
+    web_url: str = "https://github.com"
+    progress_interval: float = 5.0
+    log_tail_lines: int = 20
+    draft_pr: bool = True
+    trigger_label: str = "forge"
+    secrets: tuple[str, ...] = ()  # never shown in a comment, even if an agent prints one
+
+
+class Publisher:
+    def __init__(
+        self,
+        github: GitHubPort,
+        engine: Engine,
+        store: BotStore,
+        clones: Clones,
+        settings: PublisherSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.github = github
+        self.engine = engine
+        self.store = store
+        self.clones = clones
+        self.settings = settings
+        # Set by the composition root: opens the winner's PR at the end when the repository wants it.
+        self.auto_pr: Callable[[IssueTask], Awaitable[bool]] | None = None
+        self._clock = clock
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._timers: dict[int, asyncio.Task[None]] = {}
+        self._last_edit: dict[int, float] = {}
+        self._last_body: dict[int, str] = {}
+        self._footers: dict[int, list[str]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        self._unsubscribe = self.engine.bus.subscribe(self._on_event)
+
+    async def close(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        for timer in self._timers.values():
+            timer.cancel()
+        pending = [*self._timers.values(), *self._background]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if event.kind is EventKind.TASK_FINISHED:
+            self._spawn(self._finished(event.task_id))
+        elif event.kind is EventKind.ATTEMPT_STATUS and event.attempt and event.attempt.status.terminal:
+            self._spawn(self._attempt_done(event.attempt))
+        elif event.kind in (EventKind.ATTEMPT_STATUS, EventKind.ATTEMPT_PROGRESS, EventKind.ATTEMPT_ADDED):
+            self._schedule(event.task_id)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("publisher_failed")
+
+        task = asyncio.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _schedule(self, task_id: int) -> None:
+        """At most one edit per `progress_interval` per task; events in between are folded into it."""
+        if task_id in self._timers and not self._timers[task_id].done():
+            return
+        wait = self._last_edit.get(task_id, 0.0) + self.settings.progress_interval - self._clock()
+
+        async def later() -> None:
+            await asyncio.sleep(max(0.0, wait))
+            self._timers.pop(task_id, None)
+            with contextlib.suppress(GitHubError):
+                await self.refresh(task_id)
+
+        self._timers[task_id] = asyncio.create_task(later())
+
+    async def settle(self) -> None:
+        """Wait for the background work under way (tests and shutdown)."""
+        while self._background or any(not t.done() for t in self._timers.values()):
+            await asyncio.gather(*self._background, *self._timers.values(), return_exceptions=True)
+
+    # -- the progress comment ----------------------------------------------------------------------
+
+    def _link(self, task_id: int) -> IssueTask | None:
+        try:
+            return self.store.get_link(task_id)
+        except Exception:
+            return None  # not a GitHub task (CLI), or not linked yet: nothing to show
+
+    async def open_progress(self, link: IssueTask) -> IssueTask:
+        """Find our progress comment by its marker, or post it; remembered in the link. Under the task's lock,
+        so two callers never both post it."""
+        async with self._lock(link.task_id):
+            return await self._open_progress(link)
+
+    async def _open_progress(self, link: IssueTask) -> IssueTask:
+        current = await asyncio.to_thread(self.store.get_link, link.task_id)
+        if current.progress_comment_id:
+            return current
+        comments = await self.github.list_comments(link.repo, link.issue)
+        existing = next((c for c in comments if render.find_marker(c.body) == (link.task_id, "progress")), None)
+        body = await self._body(current)
+        comment = existing or await self.github.create_comment(link.repo, link.issue, body)
+        self._last_body[link.task_id] = comment.body if existing else body
+        self._last_edit[link.task_id] = self._clock()
+        return await asyncio.to_thread(self.store.update_link, link.task_id, progress_comment_id=comment.id)
+
+    def _lock(self, task_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(task_id, asyncio.Lock())
+
+    async def refresh(self, task_id: int, *, footer: str | None = None) -> None:
+        link = await asyncio.to_thread(self._link, task_id)
+        if link is None:
+            return
+        if footer:
+            self._footers.setdefault(task_id, []).append(footer)
+        async with self._lock(task_id):
+            if not link.progress_comment_id:
+                link = await self._open_progress(link)
+            body = await self._body(link)
+            if body == self._last_body.get(task_id):
+                return  # nothing visible changed: no write
+            assert link.progress_comment_id is not None
+            await self.github.edit_comment(link.repo, link.progress_comment_id, body)
+            self._last_body[task_id] = body
+            self._last_edit[task_id] = self._clock()
+
+    async def _body(self, link: IssueTask) -> str:
+        task = await self.engine.task(link.task_id)
+        attempts = await self.engine.attempts(link.task_id)
+        finished = bool(attempts) and task_status([a.status for a in attempts]) not in (
+            TaskStatus.QUEUED,
+            TaskStatus.RUNNING,
+        )
+        tails = {}
+        for attempt in attempts:
+            if attempt.status.terminal and attempt.status is not AttemptStatus.SUCCEEDED:
+                tails[attempt.id] = self._redact(
+                    await asyncio.to_thread(read_tail, attempt.log_path, self.settings.log_tail_lines)
+                )
+        links = render.branch_links(f"{self.settings.web_url}/{link.repo}")
+        pushed = {a.branch for a in attempts if a.commit_sha}  # the others were never pushed: no dead links
+        footer = list(self._footers.get(link.task_id, ()))
+        if link.pr_number:
+            footer.insert(0, f"Pull request: #{link.pr_number} ({link.pr_state or 'open'})")
+        return render.progress_comment(
+            task,
+            attempts,
+            now=self._clock(),
+            branch_url=lambda branch: links(branch) if branch in pushed else None,
+            comparison=compare(attempts) if finished else None,
+            log_tails=tails,
+            footer_lines=footer,
+        )
+
+    def _redact(self, text: str) -> str:
+        for secret in self.settings.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    # -- finishing ---------------------------------------------------------------------------------
+
+    async def _attempt_done(self, attempt: Attempt) -> None:
+        link = await asyncio.to_thread(self._link, attempt.task_id)
+        if link is None:
+            return
+        if attempt.commit_sha:
+            await self.push(link, attempt)
+        self._schedule(attempt.task_id)
+
+    async def push(self, link: IssueTask, attempt: Attempt) -> None:
+        task = await self.engine.task(link.task_id)
+        token = await self.github.git_token(link.repo)
+        try:
+            await asyncio.to_thread(self.clones.push, task.repo, attempt.branch, token, force=True)
+        except WorkspaceError as error:
+            log.warning("branch_push_failed", task=task.id, attempt=attempt.id, branch=attempt.branch, error=str(error))
+
+    async def _finished(self, task_id: int) -> None:
+        link = await asyncio.to_thread(self._link, task_id)
+        if link is None:
+            return
+        timer = self._timers.pop(task_id, None)
+        if timer:
+            timer.cancel()
+        await self.refresh(task_id)
+        summary = compare(await self.engine.attempts(task_id))
+        log.info(
+            "task_finished",
+            task=task_id,
+            repo=link.repo,
+            issue=link.issue,
+            winner=summary.winner.agent if summary.winner else None,
+            cost=summary.total_cost,
+        )
+        if self.auto_pr is not None and summary.winner is not None and not link.pr_number:
+            await self.auto_pr(link)
+
+    # -- pull requests -----------------------------------------------------------------------------
+
+    async def open_pull(self, link: IssueTask, attempt: Attempt, *, issue_title: str) -> PullInfo:
+        """The pull request for this attempt: found by its branch, or opened (draft by default)."""
+        task = await self.engine.task(link.task_id)
+        await self.push(link, attempt)
+        pull = await self.github.find_pull(link.repo, attempt.branch)
+        if pull is None:
+            attempts = await self.engine.attempts(task.id)
+            body = render.pr_body(task, attempt, compare(attempts), issue_number=link.issue)
+            pull = await self.github.create_pull(
+                link.repo,
+                title=render.pr_title(issue_title),
+                body=body,
+                head=attempt.branch,
+                base=task.base_branch,
+                draft=self.settings.draft_pr,
+            )
+            await self.github.add_labels(link.repo, pull.number, [self.settings.trigger_label])
+            with contextlib.suppress(GitHubError):  # the requester may not be able to review (e.g. the author)
+                await self.github.request_review(link.repo, pull.number, [link.requester])
+        await asyncio.to_thread(self.store.update_link, link.task_id, pr_number=pull.number, pr_state="open")
+        await self.refresh(link.task_id)
+        return pull
+
+    async def pull_closed(self, link: IssueTask, *, merged: bool, head: str) -> None:
+        """Remove the task's worktrees and delete the forge/ branches it created, except the PR's own branch
+        when the PR was closed unmerged (someone may reopen it)."""
+        state = "merged" if merged else "closed"
+        await asyncio.to_thread(self.store.update_link, link.task_id, pr_state=state)
+        if link.cleaned_up:
+            return
+        attempts = await self.engine.attempts(link.task_id)
+        report = await self.engine.cleanup_worktrees(task_id=link.task_id)
+        doomed = [a.branch for a in attempts if a.branch.startswith("forge/") and (merged or a.branch != head)]
+        deleted = 0
+        for branch in doomed:
+            try:
+                deleted += await self.github.delete_branch(link.repo, branch)
+            except GitHubError as error:
+                log.warning("branch_delete_failed", repo=link.repo, branch=branch, status=error.status)
+        await asyncio.to_thread(self.store.update_link, link.task_id, cleaned_up=True)
+        line = (
+            f"PR #{link.pr_number} {state}: removed {_count(len(report.removed), 'worktree')} "
+            f"and deleted {_count(deleted, 'branch')}."
+        )
+        await self.refresh(link.task_id, footer=line)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else ("es" if word.endswith("h") else "s"))
+
