@@ -17,6 +17,7 @@ from forgebot.core.scoring import compare
 from forgebot.engine.housekeeping import EngineError
 from forgebot.github.bot import Bot, Issue, Refused
 from forgebot.github.port import GitHubError
+from forgebot.github.publisher import plural
 from forgebot.github.routing import Router, WebhookEvent
 
 log = structlog.get_logger(__name__)
@@ -139,12 +140,20 @@ async def _followup(bot: Bot, issue: Issue, command: Command, sender: str, key: 
 
 
 async def _cleanup(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    """Worktrees go; branches go except the one worth keeping: the PR's, else the comparison's winner."""
     link = await bot.current_task(issue)
     attempts = await bot.engine.attempts(link.task_id)
     if not all(a.status.terminal for a in attempts):
         raise Refused("attempts are still running; `/forge cancel` them first")
-    report = await bot.engine.cleanup_worktrees(task_id=link.task_id)
-    await bot.publisher.refresh(link.task_id, footer=f"Cleaned up {len(report.removed)} worktrees.")
+    keep = (await bot.resolve(link, None)).branch if link.pr_number or compare(attempts).winner else None
+    if keep is None:
+        report = await bot.engine.cleanup_worktrees(task_id=link.task_id)
+        removed, deleted = len(report.removed), 0
+    else:
+        removed, deleted = await bot.publisher.clean_up(link, keep=keep)
+    kept = f"kept `{keep}`" if keep else "kept every branch: no winner yet"
+    line = f"Cleaned up: removed {plural(removed, 'worktree')} and deleted {plural(deleted, 'branch')}; {kept}."
+    await bot.publisher.refresh(link.task_id, footer=line)
     return None
 
 
