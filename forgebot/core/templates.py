@@ -142,6 +142,12 @@ def first_line(text: str) -> str:
     return ""
 
 
+def with_issue(prompt: str, number: int, issue_text: str) -> str:
+    """A rendered template's prompt for a task on an issue: the template's instructions first, then the issue's
+    own (cleaned) text as the context they apply to."""
+    return f"{prompt}\n\n## Issue #{number}\n\n{issue_text}" if issue_text.strip() else prompt
+
+
 def parse_assignments(tokens: Iterable[str], source: str = "") -> dict[str, str]:
     """`key=value` words (as given on a command line) → a mapping; TemplateError on a malformed or repeated key."""
     values: dict[str, str] = {}
