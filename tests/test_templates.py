@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from forgebot.config import ConfigError, Settings, load_settings
+from forgebot.config import ConfigError, Settings, load_repo_config, load_settings, merge
 from forgebot.core.templates import (
     Param,
     Rendered,
@@ -17,6 +17,7 @@ from forgebot.core.templates import (
     parse,
     parse_assignments,
     placeholders,
+    with_issue,
 )
 from forgebot.github.client import PyGithubClient
 from forgebot.templates import fetch_names, fetch_template, fetch_templates, find_template, load_templates
@@ -201,6 +202,18 @@ def test_parse_assignments_errors(tokens: list[str], message: str) -> None:
         parse_assignments(tokens)
 
 
+@pytest.mark.parametrize(
+    ("issue_text", "expected"),
+    [
+        ("Please add slugify().", "Do X.\n\n## Issue #7\n\nPlease add slugify()."),
+        ("", "Do X."),
+        ("  \n", "Do X."),
+    ],
+)
+def test_with_issue_puts_the_issue_after_the_template(issue_text: str, expected: str) -> None:
+    assert with_issue("Do X.", 7, issue_text) == expected
+
+
 def test_unknown_template_lists_what_exists() -> None:
     assert str(UnknownTemplate("fx", ["fix", "add"])) == "unknown template `fx` (available: add, fix)"
     assert str(UnknownTemplate("fx", [], ": add one")) == "unknown template `fx` (none is defined: add one)"
@@ -224,7 +237,10 @@ templates:
 def test_config_templates(tmp_path: Path) -> None:
     path = tmp_path / "forgebot.yml"
     path.write_text(CONFIG)
-    settings = load_settings(str(path), environ={})
+    # Environment overrides and a repository's forge.yml re-validate the settings: the templates survive both.
+    settings = load_settings(str(path), environ={"FORGEBOT_LIMITS__MAX_PARALLEL": "2"})
+    settings = merge(settings, load_repo_config("defaults: {agents: [claude]}\n"))
+    assert list(settings.templates) == ["review", "fix-bug"]
     review = settings.templates["review"].to_template("review", "config templates.review")
     assert review == Template(
         "review",
