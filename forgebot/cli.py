@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -336,6 +337,10 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
 async def _dispatch(args: argparse.Namespace, out: Console) -> int:
     app = open_local(args.repo, args.config, os.environ)
     handler: Handler = args.handler
+    # SIGTERM (a service manager, `kill`) stops like Ctrl-C: agents' process groups are killed, never orphaned.
+    this = asyncio.current_task()
+    assert this is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     try:
         await app.engine.start()
         return await handler(app, args, out)
@@ -359,12 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"forgebot: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError) as stop:
         print(
             "forgebot: interrupted; running attempts were marked interrupted (retry them with task retry)",
             file=sys.stderr,
         )
-        return 130
+        return 130 if isinstance(stop, KeyboardInterrupt) else 143
 
 
 if __name__ == "__main__":

@@ -162,6 +162,19 @@ class Engine:
             self._stop(attempt_id, AttemptStatus.INTERRUPTED)
         if self._running:
             await asyncio.wait(list(self._running.values()))
+        if not self._served.everything:
+            await self._interrupt_queued()
+
+    async def _interrupt_queued(self) -> None:
+        """A CLI process is the only runner of its tasks: what it leaves queued would wait forever, so it becomes
+        interrupted (and retryable). A daemon leaves its queue alone; it picks it up again on restart."""
+        queued = await self._store(self.store.list_attempts, statuses=[AttemptStatus.QUEUED])
+        for attempt in queued:
+            if attempt.task_id not in self._served.task_ids:
+                continue
+            with contextlib.suppress(IllegalTransition):
+                error = "interrupted before it started: the forgebot process that was to run it stopped"
+                await self._transition(attempt.id, AttemptStatus.INTERRUPTED, finished_at=self.clock(), error=error)
 
     # -- submitting work ---------------------------------------------------------------------------
 
