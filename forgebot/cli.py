@@ -213,8 +213,7 @@ async def attempts_delete(app: LocalApp, args: argparse.Namespace, out: Console)
 
 
 async def worktree_cleanup(app: LocalApp, args: argparse.Namespace, out: Console) -> int:
-    older = parse_duration(args.older_than) if args.older_than else 0.0
-    report = await app.engine.cleanup_worktrees(dry_run=args.dry_run, older_than=older)
+    report = await app.engine.cleanup_worktrees(dry_run=args.dry_run, older_than=args.older_than or 0.0)
     verb = "Would remove" if report.dry_run else "Removed"
     out.print(f"{verb} {len(report.removed)} worktree(s); {report.kept} still in use.")
     for path in report.removed:
@@ -305,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     worktree = groups.add_parser("worktree", help="manage worktrees").add_subparsers(dest="cmd", required=True)
     cleanup = worktree.add_parser("cleanup", help="remove worktrees of finished attempts")
     cleanup.add_argument("--dry-run", action="store_true")
-    cleanup.add_argument("--older-than", help="only attempts finished at least this long ago (e.g. 24h)")
+    cleanup.add_argument("--older-than", type=_duration, help="only attempts finished this long ago (e.g. 24h)")
     cleanup.set_defaults(handler=worktree_cleanup)
 
     cli_agents.add_parsers(groups)
@@ -324,9 +323,26 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     """The options of `task create` that a template does not set (`template use` takes them too)."""
     parser.add_argument("--agent", action="append", help="agent profile (repeat for several)")
     parser.add_argument("--strategy", choices=[s.value for s in Strategy])
-    parser.add_argument("--threshold", type=float, help="cascade: quality needed to stop escalating")
+    parser.add_argument("--threshold", type=_fraction, help="cascade: quality in [0, 1] needed to stop escalating")
     parser.add_argument("--base", help="base branch (default: the current branch)")
     _run_flags(parser)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:

@@ -145,6 +145,20 @@ def test_errors_are_one_clear_line(setup: tuple[Path, Path], args: list[str], me
     assert message in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["worktree", "cleanup", "--older-than", "xyz"], "'xyz' is not a duration"),
+        (["task", "create", "X", "--threshold", "5"], "'5' is not a number from 0 to 1"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(setup: tuple[Path, Path], args: list[str], message: str) -> None:
+    repo, config = setup
+    done = forgebot(repo, config, *args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
 def test_bad_config_names_the_key(setup: tuple[Path, Path], tmp_path: Path) -> None:
     repo, _ = setup
     bad = tmp_path / "bad.yml"
