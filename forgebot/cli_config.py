@@ -67,8 +67,8 @@ def _private_key(behaviour: BotSettings) -> list[Finding]:
         return [
             Finding("error", f"github.private_key_file: {name} is not a PEM private key (download it from the App)")
         ]
-    if key.stat().st_mode & 0o077:
-        return [Finding("warning", f"github.private_key_file: {name} is readable by other users (chmod 600 it)")]
+    if key.stat().st_mode & 0o007:
+        return [Finding("warning", f"github.private_key_file: {name} is readable by every user (chmod o-rwx it)")]
     return []
 
 

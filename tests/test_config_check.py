@@ -133,9 +133,9 @@ def test_private_key_problems_are_errors(tmp_path: Path) -> None:
     key.chmod(0o644)
     shared = check(tmp_path, GOOD, **key_env(key))
     assert shared.returncode == 0 and lines(shared, "warning") == [
-        f"warning: github.private_key_file: {key} is readable by other users (chmod 600 it)"
+        f"warning: github.private_key_file: {key} is readable by every user (chmod o-rwx it)"
     ]
-    key.chmod(0o600)
+    key.chmod(0o640)  # root:forgebot 640, as the systemd unit's notes install it
     fine = check(tmp_path, GOOD, **key_env(key))
     assert (fine.returncode, lines(fine, "warning"), lines(fine, "error")) == (0, [], [])
 
