@@ -362,6 +362,7 @@ NEEDS: dict[str, tuple[str, str] | None] = {
     "react_to_comment": ("issues", "write"),
     "react_to_issue": ("issues", "write"),
     "read_file": ("contents", "read"),  # .github/forge.yml from the default branch
+    "list_dir": ("contents", "read"),  # .github/forge/templates/
     "find_pull": ("pull_requests", "read"),
     "get_pull": ("pull_requests", "read"),
     "create_pull": ("pull_requests", "write"),
