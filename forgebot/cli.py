@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from forgebot import cli_agents, cli_serve, cli_templates, tui
+from forgebot import cli_agents, cli_config, cli_serve, cli_templates, tui
 from forgebot.agents.base import AgentUnavailable
 from forgebot.app import LocalApp, open_local
 from forgebot.config import ConfigError, parse_duration
@@ -310,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_agents.add_parsers(groups)
     cli_templates.add_parsers(groups, create=task_create, flags=_create_flags)
     cli_serve.add_parser(groups)
+    cli_config.add_parser(groups)
 
     processes = groups.add_parser("processes", help="agent processes").add_subparsers(dest="cmd", required=True)
     plist = processes.add_parser("list", help="list running agent processes")
@@ -374,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Console(width=140)  # logs and pipes: wide enough that tables do not wrap
         args.no_live = True
     try:
+        if standalone := getattr(args, "standalone", None):  # needs no repository (config check)
+            return int(standalone(args))
         if args.group == "serve":
             return asyncio.run(cli_serve.run_serve(args))
         return asyncio.run(_dispatch(args, out))
