@@ -13,7 +13,6 @@ from forgebot.config import parse_duration
 from forgebot.core.models import Strategy
 
 
-
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
