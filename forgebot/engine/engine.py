@@ -23,6 +23,7 @@ import structlog
 from forgebot.core.models import (
     ACTIVE,
     RETRYABLE,
+    TERMINAL,
     AgentProfile,
     Attempt,
     AttemptStatus,
@@ -86,9 +87,10 @@ class _Served:
 
     everything: bool = False
     task_ids: set[int] = field(default_factory=set)
+    held: set[int] = field(default_factory=set)  # submitted with start=False: not even `everything` runs them yet
 
     def __contains__(self, task_id: object) -> bool:
-        return self.everything or task_id in self.task_ids
+        return task_id in self.task_ids or (self.everything and task_id not in self.held)
 
 
 class Engine:
@@ -219,6 +221,8 @@ class Engine:
             external_ref=external_ref,
         )
         self._tasks[task.id] = task
+        if not start:
+            self._served.held.add(task.id)  # until serve(task.id); in memory only: a restart serves it
         self.bus.publish(EngineEvent(EventKind.TASK_CREATED, task.id))
         for profile in profiles:
             await self._add_attempt(task, profile)
@@ -238,6 +242,7 @@ class Engine:
     async def serve(self, task_id: int) -> None:
         """Run this task's queued attempts in this process."""
         self._served.task_ids.add(task_id)
+        self._served.held.discard(task_id)
         await self._pump()
 
     async def retry(self, attempt_id: int, *, start: bool = True) -> Attempt:
@@ -508,6 +513,22 @@ class Engine:
             await asyncio.to_thread(housekeeping.discard, self.workspaces, repo, attempt, files)
         await self._store(self.store.delete_attempts, [a.id for a in doomed])
         return doomed
+
+    async def delete_task(self, task_id: int) -> list[Attempt]:
+        """Delete a task whose attempts are all finished: their worktrees, branches, logs and homes, then the
+        records. Returns the attempts deleted."""
+        await self.task(task_id)
+        busy = [a for a in await self.attempts(task_id) if not a.status.terminal]
+        if busy:
+            listed = ", ".join(f"{a.id} ({a.status.value})" for a in busy)
+            raise EngineError(f"task {task_id} still has unfinished attempts: {listed}; cancel it first")
+        deleted = await self.delete_attempts(TERMINAL, task_id=task_id)
+        await self._store(self.store.delete_task, task_id)
+        self._tasks.pop(task_id, None)
+        self._served.task_ids.discard(task_id)
+        self._served.held.discard(task_id)
+        log.info("task_deleted", task=task_id, attempts=len(deleted))
+        return deleted
 
     async def cleanup_worktrees(
         self, *, dry_run: bool = False, older_than: float = 0.0, task_id: int | None = None

@@ -117,3 +117,17 @@ issue_tasks = Table(
     Column("cleaned_up", Boolean, nullable=False),
     Column("created_at", Double, nullable=False),
 )
+
+# -- REST API tokens (0004) --------------------------------------------------------------------------------------
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the secret; never the secret
+    Column("repos", Text, nullable=False),  # JSON list of globs; empty = every repository
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double),
+    Column("revoked", Boolean, nullable=False),
+)

@@ -32,6 +32,7 @@ from forgebot.store.schema import attempts, tasks
 
 if TYPE_CHECKING:
     from forgebot.store.bot import BotStore
+    from forgebot.store.tokens import TokenStore
 
 # Execution option marking a transaction that will write; SQLite turns it into BEGIN IMMEDIATE.
 WRITE_OPTION = "forgebot_write"
@@ -291,6 +292,12 @@ class SqlStore:
         from forgebot.store.bot import BotStore  # bot.py imports this module
 
         return BotStore(self._engine)
+
+    def token_store(self) -> TokenStore:
+        """The REST API's tokens, on the same database and connection pool."""
+        from forgebot.store.tokens import TokenStore  # tokens.py imports this module
+
+        return TokenStore(self._engine)
 
     def close(self) -> None:
         self._engine.dispose()

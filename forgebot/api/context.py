@@ -1,0 +1,66 @@
+"""What the API's handlers share: the engine, the tokens, the server settings and how a repository's own
+settings (its agents, checks and defaults) are found."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from forgebot.config import REPO_CONFIG_PATH, Settings, load_repo_config, merge
+from forgebot.core.models import Task
+from forgebot.engine.engine import Engine
+from forgebot.store import Store
+from forgebot.store.tokens import TokenStore
+
+
+def worktree_settings(settings: Settings) -> Callable[[str], Settings]:
+    """The server settings merged with `<repo>/.github/forge.yml` from the repository's work tree, within the
+    server's policy. Blocking (reads a file)."""
+
+    def resolve(repo: str) -> Settings:
+        path = Path(repo) / REPO_CONFIG_PATH
+        if not path.is_file():
+            return settings
+        return merge(settings, load_repo_config(path.read_text(encoding="utf-8"), str(path)))
+
+    return resolve
+
+
+@dataclass
+class ApiContext:
+    engine: Engine
+    tokens: TokenStore
+    settings: Settings
+    repo_settings: Callable[[str], Settings] | None = None  # default: worktree_settings(settings)
+    secrets: tuple[str, ...] = ()  # redacted from log tails (the daemon's GitHub token, webhook secrets)
+    heartbeat: float = 15.0  # seconds between keep-alive comments on the event stream
+    log_tail_lines: int = 40
+    clock: Callable[[], float] = time.time
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    def settings_for(self, repo: str) -> Settings:
+        return (self.repo_settings or worktree_settings(self.settings))(repo)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+API_CONTEXT = web.AppKey("forgebot_api_context", ApiContext)
+
+
+def repo_names(task: Task) -> tuple[str, str | None]:
+    """The names a task's repository goes by for a token's globs: its path, and owner/name for GitHub tasks."""
+    full_name = task.external_ref.partition("#")[0] if task.external_ref and task.source == "github" else None
+    return task.repo, full_name

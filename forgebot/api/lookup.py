@@ -1,0 +1,77 @@
+"""Finding what a request names (a task, an attempt, query parameters) and checking the token may see it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from forgebot.api.auth import require_task_access
+from forgebot.api.context import API_CONTEXT, ApiContext
+from forgebot.api.errors import ApiError, not_found
+from forgebot.core.models import Attempt, AttemptStatus, Task
+from forgebot.store import NotFound
+
+
+def context(request: web.Request) -> ApiContext:
+    return request.app[API_CONTEXT]
+
+
+async def task_named(request: web.Request, task_id: int) -> Task:
+    ctx = context(request)
+    try:
+        task = await asyncio.to_thread(ctx.store.get_task, task_id)
+    except NotFound:
+        raise not_found(f"task {task_id} not found") from None
+    return require_task_access(request, task)
+
+
+async def task_in_path(request: web.Request) -> Task:
+    return await task_named(request, int(request.match_info["id"]))
+
+
+async def attempt_in_path(request: web.Request) -> tuple[Task, Attempt]:
+    ctx = context(request)
+    attempt_id = int(request.match_info["id"])
+    try:
+        attempt = await asyncio.to_thread(ctx.store.get_attempt, attempt_id)
+        task = await asyncio.to_thread(ctx.store.get_task, attempt.task_id)
+    except NotFound:
+        raise not_found(f"attempt {attempt_id} not found") from None
+    try:
+        require_task_access(request, task)
+    except ApiError:
+        raise not_found(f"attempt {attempt_id} not found") from None
+    return task, attempt
+
+
+def int_query(
+    request: web.Request, name: str, default: int | None = None, *, low: int = 1, high: int = 10**9
+) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    return _int(name, raw, low, high)
+
+
+def int_list_query(request: web.Request, name: str) -> list[int]:
+    return [_int(name, raw, 1, 10**12) for value in request.query.getall(name, []) for raw in value.split(",")]
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, "invalid", f"{name}: {raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ApiError(422, "invalid", f"{name}: must be between {low} and {high}")
+    return value
+
+
+def statuses_query(request: web.Request, name: str = "status") -> list[AttemptStatus]:
+    raw = [part for value in request.query.getall(name, []) for part in value.split(",") if part]
+    known = {s.value for s in AttemptStatus}
+    unknown = [value for value in raw if value not in known]
+    if unknown:
+        raise ApiError(422, "invalid", f"{name}: unknown status {unknown[0]!r} (one of {', '.join(sorted(known))})")
+    return [AttemptStatus(value) for value in raw]
