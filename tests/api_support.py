@@ -51,6 +51,7 @@ AGENTS: dict[str, Any] = {
     "slow": fake("sleep", "0.8", "write", "slow.txt", "a\nb\nc"),
     "broken": fake("write", "app.py", "def answer() -> int:\n    return 0"),
     "idle": fake("say", "nothing to do"),
+    "chatty": fake("say", "using s3cret-in-logs now", "write", "chatty.txt", "x"),
     "stuck": fake("hang"),
 }  # fmt: skip
 

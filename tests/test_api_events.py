@@ -1,0 +1,126 @@
+"""GET /api/v1/events: server-sent events in order, filters, keep-alives, clean ends, no leaked subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.api_support import ApiServer
+from tests.support import make_repo
+from tests.test_api_tasks import call, create
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ApiServer]:
+    async with ApiServer.start(tmp_path) as server:
+        yield server
+
+
+def listeners(server: ApiServer) -> int:
+    return len(server.engine.bus._listeners)
+
+
+class Stream:
+    """Reads one SSE response line by line: events (id, data) and comments."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.comments: list[str] = []
+
+    async def next_event(self, timeout: float = 30) -> tuple[int, dict[str, Any]] | None:
+        """The next event, or None at the end of the stream."""
+        fields: dict[str, str] = {}
+        while True:
+            raw = await asyncio.wait_for(self.response.content.readline(), timeout)
+            if not raw:
+                return None
+            line = raw.decode().rstrip("\n")
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+            elif line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+            elif "data" in fields:
+                return int(fields["id"]), json.loads(fields["data"])
+
+
+async def open_stream(http: aiohttp.ClientSession, query: str = "") -> tuple[aiohttp.ClientResponse, Stream]:
+    response = await http.get("/api/v1/events" + query)
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    stream = Stream(response)
+    assert await response.content.readline() == b": subscribed\n"
+    assert await response.content.readline() == b"\n"
+    return response, stream
+
+
+async def test_status_events_arrive_in_order_with_increasing_ids(server: ApiServer) -> None:
+    async with server.session(server.token("t")) as http:
+        response, stream = await open_stream(http)
+        task = await create(http, server, agents=["fast"])
+        seen: list[tuple[int, dict[str, Any]]] = []
+        while not seen or seen[-1][1]["kind"] != "task_finished":
+            event = await stream.next_event()
+            assert event is not None
+            seen.append(event)
+        response.close()
+    assert [i for i, _ in seen] == list(range(1, len(seen) + 1))
+    assert all(e["task_id"] == task["id"] for _, e in seen)
+    assert seen[0][1]["kind"] == "task_created"
+    statuses = [e["attempt"]["status"] for _, e in seen if e["kind"] in ("attempt_added", "attempt_status")]
+    assert statuses == ["queued", "preparing", "running", "checking", "succeeded"]
+
+
+async def test_the_task_filter_and_a_limited_token_only_see_their_tasks(server: ApiServer) -> None:
+    other = make_repo(server.root / "other")
+    limited = server.token("team", repos=(str(server.repo),))
+    async with server.session(server.token("admin")) as admin, server.session(limited) as team:
+        first = await create(admin, server, agents=["fast"], start=False)
+        _, only_first = await open_stream(admin, f"?task={first['id']}")
+        _, team_stream = await open_stream(team)
+        body = {"title": "x", "repo": str(other), "agents": ["fast"]}
+        elsewhere = await call(admin, "POST", "/tasks", 201, json=body)
+        await server.until_idle(elsewhere["id"])
+        await call(admin, "POST", f"/tasks/{first['id']}/start", 200)
+        event = await only_first.next_event()
+        assert event is not None and event[0] == 1 and event[1]["task_id"] == first["id"]
+        event = await team_stream.next_event()
+        assert event is not None and event[1]["task_id"] == first["id"]  # nothing of the other repository came first
+        await call(admin, "GET", "/events?task=999", 404)
+
+
+async def test_keep_alive_comments_flow_while_nothing_happens(server: ApiServer) -> None:
+    async with server.session(server.token("t")) as http:
+        response, _ = await open_stream(http)
+        line = await asyncio.wait_for(response.content.readline(), 10)
+        assert line == b": keep-alive\n"
+        response.close()
+
+
+async def test_a_client_that_goes_away_leaves_no_subscriber_behind(server: ApiServer) -> None:
+    baseline = listeners(server)
+    async with server.session(server.token("t")) as http:
+        responses = [(await open_stream(http))[0] for _ in range(3)]
+        assert listeners(server) == baseline + 3
+        for response in responses:
+            response.close()
+    for _ in range(200):  # noticed at the next keep-alive write at the latest (0.2 s here)
+        if listeners(server) == baseline:
+            break
+        await asyncio.sleep(0.05)
+    assert listeners(server) == baseline
+
+
+async def test_streams_end_cleanly_when_the_server_stops(server: ApiServer) -> None:
+    baseline = listeners(server)
+    async with server.session(server.token("t")) as http:
+        _, stream = await open_stream(http)
+        server.ctx.stopping.set()  # what the app's on_shutdown does
+        assert await stream.next_event() is None
+    assert listeners(server) == baseline
