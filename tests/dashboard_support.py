@@ -158,7 +158,7 @@ def require_chromium() -> None:
 
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Any]:
-    """A fresh headless Chromium context (its own throw-away profile), 1280×900."""
+    """A fresh headless Chromium context (its own throw-away profile), 1280 by 900 pixels."""
     require_chromium()
     from playwright.async_api import async_playwright
 

@@ -107,11 +107,15 @@ async def test_a_revoked_token_ends_the_session(tmp_path: Path) -> None:
 async def test_a_bad_sign_in_body_is_refused_and_names_the_problem(
     tmp_path: Path, body: bytes, status: int, named: str
 ) -> None:
-    async with DashboardServer.start(tmp_path) as server, server.client() as http:
-        async with http.post("/api/v1/session", data=body, headers={"Content-Type": "application/json"}) as answer:
-            assert answer.status == status
-            assert named in (await answer.json())["error"]["message"]
-            assert "Set-Cookie" not in answer.headers
+    json_type = {"Content-Type": "application/json"}
+    async with (
+        DashboardServer.start(tmp_path) as server,
+        server.client() as http,
+        http.post("/api/v1/session", data=body, headers=json_type) as answer,
+    ):
+        assert answer.status == status
+        assert named in (await answer.json())["error"]["message"]
+        assert "Set-Cookie" not in answer.headers
 
 
 async def test_public_dashboard_reads_without_a_token_but_writes_need_one(tmp_path: Path) -> None:

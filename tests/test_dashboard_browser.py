@@ -126,6 +126,9 @@ async def test_public_dashboard_shows_tasks_without_sign_in_and_refuses_writes_p
         await expect(page.locator("#sign-in")).to_be_visible()
         badge = page.locator(f"#attempt-{attempt} .status .badge")
         await expect(badge).to_have_text("running", timeout=SLOW)
+        elapsed = page.locator(f"#attempt-{attempt} .elapsed")
+        shown = await elapsed.text_content()
+        await expect(elapsed).not_to_have_text(shown or "", timeout=5000)  # ticks locally, no event needed
 
         await page.click(f"#attempt-{attempt} .cancel-attempt")
         await expect(page.locator("#notice")).to_contain_text("sign in with an API token")
