@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from forgebot import cli_agents, cli_serve, tui
+from forgebot import cli_agents, cli_remote, cli_serve, cli_tokens, tui
 from forgebot.agents.base import AgentUnavailable
 from forgebot.app import LocalApp, open_local
 from forgebot.config import ConfigError, parse_duration
@@ -22,9 +22,10 @@ from forgebot.engine.housekeeping import EngineError
 from forgebot.engine.processes import pid_alive, spawn_detached
 from forgebot.engine.workspaces import WorkspaceError
 from forgebot.logs import configure_logging
+from forgebot.sdk import ForgeError
 from forgebot.store import StoreError
 
-USER_ERRORS = (EngineError, ConfigError, WorkspaceError, StoreError, AgentUnavailable)
+USER_ERRORS = (EngineError, ConfigError, WorkspaceError, StoreError, AgentUnavailable, ForgeError)
 
 Handler = Callable[[LocalApp, argparse.Namespace, Console], Awaitable[int]]
 
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repo", default=".", help="the git repository to work on (default: current directory)")
     parser.add_argument("--config", default=os.environ.get("FORGEBOT_CONFIG"), help="config file (YAML)")
     parser.add_argument("--log-level", help="debug, info, warning (default; info for serve), error")
+    cli_remote.add_arguments(parser)
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
     task = groups.add_parser("task", help="create, watch, compare and merge tasks").add_subparsers(
@@ -311,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_agents.add_parsers(groups)
     cli_serve.add_parser(groups)
+    cli_tokens.add_parsers(groups)
 
     processes = groups.add_parser("processes", help="agent processes").add_subparsers(dest="cmd", required=True)
     plist = processes.add_parser("list", help="list running agent processes")
@@ -347,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.group == "serve":
             return asyncio.run(cli_serve.run_serve(args))
+        if args.group == "tokens":
+            return cli_tokens.run_tokens(args, out)
+        if args.server:
+            return asyncio.run(cli_remote.run_remote(args, out))
         return asyncio.run(_dispatch(args, out))
     except USER_ERRORS as error:
         print(f"forgebot: error: {error}", file=sys.stderr)

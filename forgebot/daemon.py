@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
+from forgebot.api import ApiContext, add_api
 from forgebot.app import engine_settings
 from forgebot.config import Settings
 from forgebot.engine.clones import Clones
@@ -32,6 +33,11 @@ log = structlog.get_logger(__name__)
 
 def data_dir(settings: Settings) -> str:
     return os.path.abspath(settings.data_dir or os.path.join(os.path.expanduser("~"), ".local", "share", "forgebot"))
+
+
+def daemon_store_url(settings: Settings) -> str:
+    """The daemon's store (also where `forgebot tokens` keeps the API tokens)."""
+    return settings.store_url or "sqlite:///" + os.path.join(data_dir(settings), "forgebot.db")
 
 
 @dataclass
@@ -91,7 +97,7 @@ def build(
 ) -> Daemon:
     settings = _daemon_policy(settings)
     root = data_dir(settings)
-    store = open_store(settings.store_url or "sqlite:///" + os.path.join(root, "forgebot.db"))
+    store = open_store(daemon_store_url(settings))
     workspaces = Workspaces()
     engine = Engine(
         store,
@@ -129,6 +135,7 @@ def build(
     app.router.add_post("/webhook", webhooks.handle)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(daemon))
+    add_api(app, ApiContext(engine, store.token_store(), settings, secrets=secrets))
     return daemon
 
 
