@@ -10,6 +10,8 @@
   const FINISHED_TASK = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
   const TASK_LIMIT = 50;
   const LOG_REFRESH_MS = 2000;
+  const FOLLOW_UP_MS = [2000, 8000]; // read a finished task again after these delays
+  const RELOAD_MS = 60000; // and the whole list this often, in case anything was missed
 
   const state = {
     session: null, // {authenticated, public, token}
@@ -295,6 +297,8 @@
     }
     // Status changes, new tasks and attempts, a finished task: read the task again (its status, links).
     refetch(id, event.kind === "attempt_status" ? 300 : 0);
+    // What front-ends do once the engine is done (the bot opens the winner's pull request) has no event.
+    if (event.kind === "task_finished") for (const wait of FOLLOW_UP_MS) setTimeout(() => refetch(id, 0), wait);
     if (event.attempt && state.openLogs.has(event.attempt.id)) loadLog(event.attempt.id);
   }
 
@@ -635,6 +639,9 @@
     });
     setInterval(tick, 1000);
     setInterval(refreshLogs, LOG_REFRESH_MS);
+    setInterval(() => {
+      if (state.events && state.events.readyState === EventSource.OPEN) loadAll();
+    }, RELOAD_MS);
     checkSession();
   }
 
