@@ -16,7 +16,7 @@ from forgebot.github.client import PyGithubClient
 from forgebot.github.settings import bot_settings
 from tests import payloads
 from tests.bot_harness import REPO, BotHarness, daemon_config
-from tests.dashboard_support import chromium
+from tests.dashboard_support import chromium, require_chromium
 from tests.fake_github import FakeGitHub
 
 
@@ -69,6 +69,7 @@ async def test_public_dashboard_of_serve_shows_an_issue_task_with_its_links(
 ) -> None:
     from playwright.async_api import expect
 
+    require_chromium()
     monkeypatch.setenv("FORGEBOT_API_DASHBOARD_PUBLIC", "true")  # BotHarness builds with os.environ
     async with BotHarness.start(tmp_path, bot={"auto_pr": True}) as h, chromium() as browser:
         page = await browser.new_page()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.dashboard_support import WEB_URL, DashboardServer, chromium
+from tests.dashboard_support import WEB_URL, DashboardServer, chromium, require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -18,6 +18,11 @@ HOSTILE_TITLE = "Fix <img src=x onerror=alert(1)> in titles"
 SCREENSHOT = "/tmp/dashboard.png"
 SLOW = 30_000  # ms: generous waits for agents that take a couple of seconds on a busy machine
 STARTED = re.compile(r"^(queued|preparing|running|checking)$")
+
+
+@pytest.fixture(autouse=True)
+def _chromium_is_there() -> None:
+    require_chromium()  # before a server is started for nothing
 
 
 class Watch:
