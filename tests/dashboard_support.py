@@ -35,7 +35,7 @@ from forgebot.store.bot import IssueTask
 from tests.api_support import Conformance, fake
 from tests.support import PYTHON, make_repo
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = "/usr/bin/chromium"  # Debian's; FORGEBOT_TEST_CHROMIUM points elsewhere (e.g. a hosted runner's Chrome)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -146,11 +146,16 @@ class DashboardServer:
             bot.update_link(task_id, pr_number=pr, pr_state="open")
 
 
+def chromium_path() -> str:
+    return os.environ.get("FORGEBOT_TEST_CHROMIUM", CHROMIUM)
+
+
 def require_chromium() -> None:
     """Skip when Debian's chromium is not installed; under CI=true that is a failure instead."""
-    if os.path.exists(CHROMIUM):
+    path = chromium_path()
+    if os.path.exists(path):
         return
-    message = f"{CHROMIUM} is missing: apt-get install -y chromium (the browser tests drive Debian's chromium)"
+    message = f"{path} is missing: apt-get install -y chromium (the browser tests drive Debian's chromium)"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -166,7 +171,7 @@ async def chromium() -> AsyncIterator[Any]:
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
                 profile,
-                executable_path=CHROMIUM,
+                executable_path=chromium_path(),
                 headless=True,
                 args=CHROMIUM_ARGS,
                 viewport={"width": 1280, "height": 900},

@@ -140,4 +140,12 @@ async def test_public_dashboard_shows_tasks_without_sign_in_and_refuses_writes_p
         assert await status_of(page, f"api/v1/attempts/{attempt}/cancel", "POST") == 401
         await expect(badge).to_have_text("running")
         assert not (await server.engine.attempts(task["id"]))[0].status.terminal
+
+        # Signed in, the same button works (the cookie and the dashboard's write header).
+        await page.click("#sign-in")
+        await page.fill("#token", server.token("operator"))
+        await page.click("#login-form button[type=submit]")
+        await expect(page.locator("#who")).to_have_text("signed in as operator")
+        await page.click(f"#attempt-{attempt} .cancel-attempt")
+        await expect(badge).to_have_text("cancelled", timeout=SLOW)
         assert watch.problems == []
