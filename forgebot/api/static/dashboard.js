@@ -634,8 +634,8 @@
     $("login-form").addEventListener("submit", signIn);
     $("sign-out").addEventListener("click", signOut);
     $("sign-in").addEventListener("click", () => {
-      $("login").hidden = false;
-      $("token").focus();
+      $("login").hidden = !$("login").hidden; // on a public dashboard the form opens and closes
+      if (!$("login").hidden) $("token").focus();
     });
     setInterval(tick, 1000);
     setInterval(refreshLogs, LOG_REFRESH_MS);
