@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from forgebot import cli_agents, cli_remote, cli_serve, cli_tokens, tui
+from forgebot import cli_agents, cli_remote, cli_serve, cli_templates, cli_tokens, tui
 from forgebot.agents.base import AgentUnavailable
 from forgebot.app import LocalApp, open_local
 from forgebot.config import ConfigError, parse_duration
 from forgebot.core.models import ACTIVE, AttemptStatus, Strategy, TaskStatus, task_status
+from forgebot.core.templates import TemplateError
 from forgebot.engine.events import EngineEvent, EventKind
 from forgebot.engine.housekeeping import EngineError
 from forgebot.engine.processes import pid_alive, spawn_detached
@@ -25,7 +26,7 @@ from forgebot.logs import configure_logging
 from forgebot.sdk import ForgeError
 from forgebot.store import StoreError
 
-USER_ERRORS = (EngineError, ConfigError, WorkspaceError, StoreError, AgentUnavailable, ForgeError)
+USER_ERRORS = (EngineError, ConfigError, WorkspaceError, StoreError, AgentUnavailable, TemplateError, ForgeError)
 
 Handler = Callable[[LocalApp, argparse.Namespace, Console], Awaitable[int]]
 
@@ -34,6 +35,7 @@ Handler = Callable[[LocalApp, argparse.Namespace, Console], Awaitable[int]]
 
 
 async def task_create(app: LocalApp, args: argparse.Namespace, out: Console) -> int:
+    """Also `template use`, which fills in title, description and agents from the template first."""
     defaults = app.settings.defaults
     task = await app.engine.submit(
         title=args.title,
@@ -242,12 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create = task.add_parser("create", help="run several agents on a new task")
     create.add_argument("title")
-    create.add_argument("--agent", action="append", help="agent profile (repeat for several)")
     create.add_argument("--description", default="")
-    create.add_argument("--strategy", choices=[s.value for s in Strategy])
-    create.add_argument("--threshold", type=float, help="cascade: quality needed to stop escalating")
-    create.add_argument("--base", help="base branch (default: the current branch)")
-    _run_flags(create)
+    _create_flags(create)
     create.set_defaults(handler=task_create)
 
     fork = task.add_parser("fork", help="add another attempt to a task")
@@ -312,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.set_defaults(handler=worktree_cleanup)
 
     cli_agents.add_parsers(groups)
+    cli_templates.add_parsers(groups, create=task_create, flags=_create_flags)
     cli_serve.add_parser(groups)
     cli_tokens.add_parsers(groups)
 
@@ -321,6 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     plist.add_argument("--interval", type=float, default=1.0)
     plist.set_defaults(handler=processes_list)
     return parser
+
+
+def _create_flags(parser: argparse.ArgumentParser) -> None:
+    """The options of `task create` that a template does not set (`template use` takes them too)."""
+    parser.add_argument("--agent", action="append", help="agent profile (repeat for several)")
+    parser.add_argument("--strategy", choices=[s.value for s in Strategy])
+    parser.add_argument("--threshold", type=float, help="cascade: quality needed to stop escalating")
+    parser.add_argument("--base", help="base branch (default: the current branch)")
+    _run_flags(parser)
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:

@@ -177,3 +177,10 @@ async def test_compare_and_merge_the_winner(server: ApiServer, http: aiohttp.Cli
         http, "POST", f"/tasks/{task['id']}/merge", 409, json={"attempt": by_agent["slow"]["attempt_id"]}
     )
     assert error["error"]["code"] == "merge_refused" and "moved" in error["error"]["message"]
+
+
+async def test_unknown_endpoints_and_methods_answer_in_json(http: aiohttp.ClientSession) -> None:
+    error = await call(http, "GET", "/nope", 404)
+    assert error == {"error": {"code": "not_found", "message": "Not Found: GET /api/v1/nope"}}
+    error = await call(http, "PUT", "/tasks", 405)
+    assert error["error"]["code"] == "method_not_allowed"

@@ -12,8 +12,6 @@ from forgebot.api.errors import ApiError
 from forgebot.config import parse_duration
 from forgebot.core.models import Strategy
 
-BODY_LIMIT = 1024 * 1024
-
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)

@@ -62,7 +62,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return _response(error.status, error.reason.lower().replace(" ", "_"), error.text or error.reason)
+        code = error.reason.lower().replace(" ", "_")
+        return _response(error.status, code, f"{error.reason}: {request.method} {request.path}")
     except Exception as error:
         api_error = as_api_error(error)
         if api_error is None:

@@ -407,7 +407,7 @@ class Engine:
         reason = f"not needed: a cheaper tier reached quality {quality:.2f} (threshold {task.quality_threshold:.2f})"
         with contextlib.suppress(IllegalTransition):
             await self._transition(attempt.id, AttemptStatus.CANCELLED, finished_at=self.clock(), error=reason)
-        await self._after_attempt(task.id)
+        await self._announce(task.id)  # not _after_attempt: that pumps, and we are inside the pump's lock
         return False
 
     async def _run(self, task: Task, attempt: Attempt) -> None:
@@ -433,6 +433,11 @@ class Engine:
         await self._after_attempt(task.id)
 
     async def _after_attempt(self, task_id: int) -> None:
+        await self._announce(task_id)
+        await self._pump()
+
+    async def _announce(self, task_id: int) -> None:
+        """Wake the waiters; publish TASK_FINISHED once no attempt of the task is left to run."""
         self._changed.set()
         self._changed = asyncio.Event()
         attempts = await self.attempts(task_id)
@@ -445,7 +450,6 @@ class Engine:
                 cost=compare(attempts).total_cost,  # None when no cost is known, never a false 0
             )
             self.bus.publish(EngineEvent(EventKind.TASK_FINISHED, task_id))
-        await self._pump()
 
     # -- reading -----------------------------------------------------------------------------------
 

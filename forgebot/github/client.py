@@ -177,6 +177,20 @@ class PyGithubClient:
 
         return await self._run(repo, "read_file", Kind.READ, work)
 
+    async def list_dir(self, repo: str, path: str, ref: str) -> list[str] | None:
+        def work(r: Repository) -> list[str] | None:
+            try:
+                content = r.get_contents(path, ref=ref)
+            except GithubException as exc:
+                if exc.status == 404:  # no such folder, or no such ref
+                    return None
+                raise
+            if not isinstance(content, list):
+                return None  # a file
+            return sorted(entry.name for entry in content if entry.type == "file")
+
+        return await self._run(repo, "list_dir", Kind.READ, work)
+
     async def find_pull(self, repo: str, head_branch: str) -> PullInfo | None:
         def work(r: Repository) -> PullInfo | None:
             pulls = [_pull(p) for p in r.get_pulls(state="all", head=f"{repo.split('/')[0]}:{head_branch}")]

@@ -290,23 +290,27 @@ class Publisher:
         await asyncio.to_thread(self.store.update_link, link.task_id, pr_state=state)
         if link.cleaned_up:
             return
+        removed, deleted = await self.clean_up(link, keep=None if merged else head)
+        await asyncio.to_thread(self.store.update_link, link.task_id, cleaned_up=True)
+        line = (
+            f"PR #{link.pr_number} {state}: removed {plural(removed, 'worktree')} "
+            f"and deleted {plural(deleted, 'branch')}."
+        )
+        await self.refresh(link.task_id, footer=line)
+
+    async def clean_up(self, link: IssueTask, *, keep: str | None) -> tuple[int, int]:
+        """Remove the task's finished worktrees and delete every forge/ branch it recorded except `keep`
+        (never a branch forgebot did not create). Returns (worktrees removed, branches deleted)."""
         attempts = await self.engine.attempts(link.task_id)
         report = await self.engine.cleanup_worktrees(task_id=link.task_id)
-        doomed = [a.branch for a in attempts if a.branch.startswith("forge/") and (merged or a.branch != head)]
         deleted = 0
-        for branch in doomed:
+        for branch in sorted({a.branch for a in attempts if a.branch.startswith("forge/") and a.branch != keep}):
             try:
                 deleted += await self.github.delete_branch(link.repo, branch)
             except GitHubError as error:
                 log.warning("branch_delete_failed", repo=link.repo, branch=branch, status=error.status)
-        await asyncio.to_thread(self.store.update_link, link.task_id, cleaned_up=True)
-        line = (
-            f"PR #{link.pr_number} {state}: removed {_count(len(report.removed), 'worktree')} "
-            f"and deleted {_count(deleted, 'branch')}."
-        )
-        await self.refresh(link.task_id, footer=line)
+        return len(report.removed), deleted
 
 
-def _count(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else ("es" if word.endswith("h") else "s"))
-
