@@ -250,6 +250,8 @@ class Settings(_Document):
     server: dict[str, Any] = Field(default_factory=dict)
     repos: dict[str, Any] = Field(default_factory=dict)
     bot: dict[str, Any] = Field(default_factory=dict)
+    # The REST API and dashboard's section; validated by forgebot/api/settings.py.
+    api: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("agents_path", mode="before")
     @classmethod
@@ -337,7 +339,8 @@ _ENV_TOP_LEVEL = {
 _ENV_SECTIONS: dict[str, type[BaseModel]] = {"defaults": Defaults, "limits": Limits, "policy": Policy}
 # Read by other parts of forgebot (CLI, GitHub bot), not by this module.
 _ENV_IGNORED = {"FORGEBOT_CONFIG", "FORGEBOT_WEBHOOK_SECRET"}
-_ENV_IGNORED_PREFIXES = ("FORGEBOT_GITHUB_", "FORGEBOT_LOG_", "FORGEBOT_SERVER_", "FORGEBOT_REPOS_", "FORGEBOT_BOT_")
+_ENV_IGNORED_PREFIXES = ("FORGEBOT_GITHUB_", "FORGEBOT_LOG_", "FORGEBOT_SERVER_", "FORGEBOT_REPOS_", "FORGEBOT_BOT_",
+                          "FORGEBOT_API_")
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, str | list[str]]]:

@@ -1,5 +1,6 @@
 """Composition root for `forgebot serve`: settings → store, engine, GitHub client, clone cache, publisher,
-handlers, metrics and the aiohttp application (`POST /webhook`, `GET /healthz`, `GET /readyz`, `GET /metrics`)."""
+handlers, metrics and the aiohttp application (`POST /webhook`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
+the REST API under `/api/v1` and the dashboard at `/`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import structlog
 from aiohttp import web
 
 from forgebot.api import ApiContext, add_api
+from forgebot.api.dashboard import add_dashboard
+from forgebot.api.settings import api_settings
 from forgebot.app import engine_settings
 from forgebot.config import Settings
 from forgebot.engine.clones import Clones
@@ -99,6 +102,7 @@ def build(
     plain_http_hosts: tuple[str, ...] = (),
 ) -> Daemon:
     settings = _daemon_policy(settings)
+    api = api_settings(settings, environ)  # before anything is opened: a mistake there stops the start
     root = data_dir(settings)
     store = open_store(daemon_store_url(settings))
     workspaces = Workspaces()
@@ -143,7 +147,17 @@ def build(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(daemon))
     app.router.add_get("/metrics", metrics.handle)
-    add_api(app, ApiContext(engine, store.token_store(), settings, secrets=secrets))
+    api_context = ApiContext(
+        engine,
+        store.token_store(),
+        settings,
+        secrets=secrets,
+        bot_store=bot_store,
+        web_url=web_url(behaviour.github.api_url),
+        public_reads=api.dashboard_public,
+    )
+    add_api(app, api_context)
+    add_dashboard(app)
     return daemon
 
 

@@ -14,7 +14,14 @@ from forgebot.api.tokens import hash_secret
 from forgebot.core.models import Task
 from forgebot.store.tokens import ApiToken
 
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/session"})
+# The dashboard's session cookie holds a token (HttpOnly, SameSite=Strict: forgebot/api/session.py). A write it
+# authenticates must also carry this header, which a cross-site form cannot send.
+SESSION_COOKIE = "forgebot_session"
+WRITE_HEADER, WRITE_HEADER_VALUE = "X-Requested-With", "forgebot-dashboard"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+# Who reads when `api.dashboard_public` is on and no token came: every repository, nothing but GETs.
+PUBLIC_READER = ApiToken(id=0, name="public", repos=(), created_at=0.0, last_used_at=None, revoked=False)
 TOUCH_INTERVAL = 60.0  # seconds between last_used_at writes for one token
 TOKEN = web.RequestKey("forgebot_api_token", ApiToken)
 
@@ -42,11 +49,41 @@ async def authenticate(ctx: ApiContext, header: str) -> ApiToken:
     return token
 
 
+async def cookie_token(ctx: ApiContext, request: web.Request) -> ApiToken | None:
+    """The token in the session cookie, if there is one and it is still valid."""
+    secret = request.cookies.get(SESSION_COOKIE, "")
+    if not secret:
+        return None
+    try:
+        return await authenticate(ctx, f"Bearer {secret}")
+    except ApiError:
+        return None
+
+
+async def identify(ctx: ApiContext, request: web.Request) -> ApiToken:
+    """The bearer header; else the session cookie; else, for reads when the dashboard is public, PUBLIC_READER."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        return await authenticate(ctx, header)
+    safe = request.method in SAFE_METHODS
+    has_cookie = bool(request.cookies.get(SESSION_COOKIE))
+    if has_cookie and not safe and request.headers.get(WRITE_HEADER) != WRITE_HEADER_VALUE:
+        raise ApiError(403, "forbidden", f"a write signed in by cookie must send {WRITE_HEADER}: {WRITE_HEADER_VALUE}")
+    token = await cookie_token(ctx, request) if has_cookie else None
+    if token is not None:
+        return token
+    if safe and ctx.public_reads:
+        return PUBLIC_READER
+    if has_cookie:
+        raise _unauthorized("the session has ended (unknown or revoked token): sign in again")
+    return await authenticate(ctx, "")
+
+
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in PUBLIC_PATHS:
         return await handler(request)
-    token = await authenticate(request.app[API_CONTEXT], request.headers.get("Authorization", ""))
+    token = await identify(request.app[API_CONTEXT], request)
     request[TOKEN] = token
     return await handler(request)
 

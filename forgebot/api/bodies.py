@@ -48,6 +48,10 @@ class CompareMany(_Body):
     task_ids: list[int] = Field(min_length=1, max_length=100)
 
 
+class CreateSession(_Body):
+    token: str = Field(min_length=1, max_length=4096)
+
+
 class Cleanup(_Body):
     dry_run: bool = False
     older_than: str | float | None = None  # a duration: 3600, "90m", "24h"

@@ -15,6 +15,7 @@ from forgebot.config import REPO_CONFIG_PATH, Settings, load_repo_config, merge
 from forgebot.core.models import Task
 from forgebot.engine.engine import Engine
 from forgebot.store import Store
+from forgebot.store.bot import BotStore
 from forgebot.store.tokens import TokenStore
 
 
@@ -42,6 +43,10 @@ class ApiContext:
     log_tail_lines: int = 40
     clock: Callable[[], float] = time.time
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # The dashboard's additions: issue/PR links of GitHub tasks, and read access without a token when configured.
+    bot_store: BotStore | None = None
+    web_url: str = "https://github.com"
+    public_reads: bool = False
 
     @property
     def store(self) -> Store:

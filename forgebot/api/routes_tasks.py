@@ -10,12 +10,13 @@ from aiohttp import web
 
 from forgebot.api.auth import require_repo_access, token_of
 from forgebot.api.bodies import CreateTask, Merge, read_body
-from forgebot.api.context import repo_names
+from forgebot.api.context import ApiContext, repo_names
 from forgebot.api.errors import ApiError
+from forgebot.api.links import github_of, github_one
 from forgebot.api.lookup import context, int_query, task_in_path
 from forgebot.api.serialize import comparison_json, merge_json, task_json
 from forgebot.config import Settings, to_checks, to_profiles
-from forgebot.core.models import AgentProfile, TaskStatus, task_status
+from forgebot.core.models import AgentProfile, Task, TaskStatus, task_status
 
 LIST_WINDOW = 1000  # tasks read before filtering by status and token
 
@@ -30,6 +31,11 @@ def pick_profiles(settings: Settings, names: Sequence[str]) -> list[AgentProfile
         configured = ", ".join(sorted(known)) or "none"
         raise ApiError(422, "unknown_agent", f"agents: unknown agent {unknown[0]!r} (configured: {configured})")
     return [known[name] for name in names]
+
+
+async def _task_response(ctx: ApiContext, task: Task) -> web.Response:
+    attempts = await ctx.engine.attempts(task.id)
+    return web.json_response(task_json(task, attempts, ctx.clock(), await github_one(ctx, task)))
 
 
 async def create_task(request: web.Request) -> web.Response:
@@ -75,30 +81,32 @@ async def list_tasks(request: web.Request) -> web.Response:
         attempts = await ctx.engine.attempts(task.id)
         if status is not None and task_status([a.status for a in attempts]).value != status:
             continue
-        rows.append(task_json(task, attempts, ctx.clock()))
+        rows.append((task, attempts))
         if len(rows) == limit:
             break
-    return web.json_response({"tasks": rows})
+    github = await github_of(ctx, [task for task, _ in rows])
+    now = ctx.clock()
+    return web.json_response({"tasks": [task_json(t, attempts, now, github.get(t.id)) for t, attempts in rows]})
 
 
 async def get_task(request: web.Request) -> web.Response:
     ctx = context(request)
     task = await task_in_path(request)
-    return web.json_response(task_json(task, await ctx.engine.attempts(task.id), ctx.clock()))
+    return await _task_response(ctx, task)
 
 
 async def start_task(request: web.Request) -> web.Response:
     ctx = context(request)
     task = await task_in_path(request)
     await ctx.engine.serve(task.id)
-    return web.json_response(task_json(task, await ctx.engine.attempts(task.id), ctx.clock()))
+    return await _task_response(ctx, task)
 
 
 async def cancel_task(request: web.Request) -> web.Response:
     ctx = context(request)
     task = await task_in_path(request)
     await ctx.engine.cancel(task.id)
-    return web.json_response(task_json(task, await ctx.engine.attempts(task.id), ctx.clock()))
+    return await _task_response(ctx, task)
 
 
 async def delete_task(request: web.Request) -> web.Response:

@@ -67,7 +67,8 @@ def attempt_json(attempt: Attempt, now: float, log_tail: str | None = None) -> J
     return body
 
 
-def task_json(task: Task, attempts: Sequence[Attempt], now: float) -> Json:
+def task_json(task: Task, attempts: Sequence[Attempt], now: float, github: Json | None = None) -> Json:
+    """`github`: the issue, pull request and branch links of a task from an issue (forgebot/api/links.py)."""
     return {
         "id": task.id,
         "title": task.title,
@@ -83,6 +84,7 @@ def task_json(task: Task, attempts: Sequence[Attempt], now: float) -> Json:
         "external_ref": task.external_ref,
         "status": task_status([a.status for a in attempts]).value,
         "attempts": [attempt_json(a, now) for a in attempts],
+        "github": github,
     }
 
 

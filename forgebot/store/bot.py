@@ -7,7 +7,7 @@ daemon never finished is picked up on the next start.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -148,6 +148,14 @@ class BotStore:
         if row is None:
             raise NotFound(f"task {task_id} is not linked to an issue")
         return _link(row)
+
+    def links_for_tasks(self, task_ids: Collection[int]) -> dict[int, IssueTask]:
+        """The links of those tasks that have one, by task id (one query, for listings)."""
+        if not task_ids:
+            return {}
+        query = select(issue_tasks).where(issue_tasks.c.task_id.in_(sorted(set(task_ids))))
+        with self._engine.connect() as conn:
+            return {row.task_id: _link(row) for row in conn.execute(query)}
 
     def links_for_issue(self, repo: str, issue: int) -> list[IssueTask]:
         """Newest first: the task a command on the issue means by default is the latest one."""

@@ -1,0 +1,182 @@
+"""A server like `forgebot serve` composes it for the dashboard tests: a real engine and store, the REST API and
+the dashboard on one aiohttp app on 127.0.0.1, fake agents that take a couple of seconds; and a real headless
+Chromium (Debian's /usr/bin/chromium, driven by Playwright) to look at it.
+
+    async with DashboardServer.start(tmp_path) as server, chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(server.url)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from forgebot.api import ApiContext, add_api
+from forgebot.api.dashboard import add_dashboard
+from forgebot.api.tokens import hash_secret, new_secret
+from forgebot.app import engine_settings
+from forgebot.config import Settings
+from forgebot.engine.engine import Engine
+from forgebot.engine.layout import Layout
+from forgebot.engine.workspaces import Workspaces
+from forgebot.store import SqlStore, open_store
+from forgebot.store.bot import IssueTask
+from tests.api_support import Conformance, fake
+from tests.support import PYTHON, make_repo
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; FORGEBOT_TEST_CHROMIUM points elsewhere (e.g. a hosted runner's Chrome)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WEB_URL = "https://github.example"
+
+AGENTS: dict[str, Any] = {
+    # succeeds: a new file, usage and cost reported, checks pass
+    "steady": fake("sleep", "2", "write", "steady.txt", "done", "usage", "1200", "300", "cost", "0.012"),
+    # fails: breaks the repository's test, so the check fails
+    "clumsy": fake("sleep", "2.5", "write", "app.py", "def answer() -> int:\n    return 41"),
+    # keeps running until cancelled or the server stops
+    "sleeper": fake("sleep", "120"),
+}
+
+
+def settings(**overrides: Any) -> Settings:
+    data: dict[str, Any] = {
+        "agents": AGENTS,
+        "defaults": {"agents": ["steady"]},
+        "checks": [{"name": "tests", "run": [PYTHON, "-m", "unittest", "-q"], "timeout": 60}],
+        "limits": {"attempt_timeout": "3m"},
+        **overrides,
+    }
+    return Settings.model_validate(data)
+
+
+@dataclass
+class DashboardServer:
+    repo: Path
+    store: SqlStore
+    engine: Engine
+    ctx: ApiContext
+    url: str
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(cls, root: Path, *, public: bool = False, heartbeat: float = 0.5) -> AsyncIterator[DashboardServer]:
+        config = settings(api={"dashboard_public": public})
+        repo = make_repo(root / "repo")
+        store = open_store(f"sqlite:///{root / 'data' / 'forgebot.db'}")
+        engine = Engine(
+            store,
+            Workspaces(),
+            settings=dataclasses.replace(engine_settings(config), kill_grace=0.5, cancel_poll=0.1),
+            layout=Layout(state_root=str(root / "data")),
+            environ={"PATH": os.environ["PATH"]},
+            serve_all=True,
+        )
+        ctx = ApiContext(
+            engine,
+            store.token_store(),
+            config,
+            heartbeat=heartbeat,
+            bot_store=store.bot_store(),
+            web_url=WEB_URL,
+            public_reads=public,
+        )
+        conformance = Conformance()
+        app = web.Application(middlewares=[conformance.middleware])
+        add_api(app, ctx)
+        add_dashboard(app)
+        runner = web.AppRunner(app, shutdown_timeout=2)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await engine.start()
+        try:
+            yield cls(repo, store, engine, ctx, f"http://127.0.0.1:{port}")
+        finally:
+            await engine.shutdown(grace=0)
+            await runner.cleanup()
+            store.close()
+        assert not conformance.problems, "responses that do not match the OpenAPI document:\n" + "\n".join(
+            conformance.problems
+        )
+
+    def token(self, name: str) -> str:
+        secret = new_secret()
+        self.ctx.tokens.create(name=name, token_hash=hash_secret(secret), repos=(), now=1.0)
+        return secret
+
+    def client(self, token: str | None = None) -> aiohttp.ClientSession:
+        """A client with a cookie jar that keeps cookies from 127.0.0.1 (aiohttp's default refuses IP hosts)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return aiohttp.ClientSession(base_url=self.url, headers=headers, cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def create_task(self, token: str, title: str, agents: list[str]) -> dict[str, Any]:
+        async with self.client(token) as http:
+            body = {"title": title, "description": "from the dashboard test", "repo": str(self.repo), "agents": agents}
+            async with http.post("/api/v1/tasks", json=body) as answer:
+                assert answer.status == 201, await answer.text()
+                created: dict[str, Any] = await answer.json()
+                return created
+
+    def link_issue(self, task_id: int, issue: int, pr: int | None = None) -> None:
+        """What the GitHub bot records for a task it started from an issue (and later its pull request)."""
+        bot = self.store.bot_store()
+        bot.link(IssueTask(task_id=task_id, repo="acme/widgets", issue=issue, requester="alice", created_at=1.0))
+        if pr is not None:
+            bot.update_link(task_id, pr_number=pr, pr_state="open")
+
+
+def chromium_path() -> str:
+    return os.environ.get("FORGEBOT_TEST_CHROMIUM", CHROMIUM)
+
+
+def require_chromium() -> None:
+    """Skip when Debian's chromium is not installed; under CI=true that is a failure instead."""
+    path = chromium_path()
+    if os.path.exists(path):
+        return
+    message = f"{path} is missing: apt-get install -y chromium (the browser tests drive Debian's chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """A fresh headless Chromium context (its own throw-away profile), 1280 by 900 pixels."""
+    require_chromium()
+    from playwright.async_api import async_playwright
+
+    with tempfile.TemporaryDirectory(prefix="forgebot-chromium-") as profile:
+        async with async_playwright() as playwright:
+            context = await playwright.chromium.launch_persistent_context(
+                profile,
+                executable_path=chromium_path(),
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": 900},
+            )
+            try:
+                yield context
+            finally:
+                await context.close()
