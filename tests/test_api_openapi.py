@@ -41,6 +41,7 @@ async def test_every_route_is_documented_and_every_documented_route_exists(tmp_p
     ("schema", "model"),
     [
         ("CreateTask", bodies.CreateTask),
+        ("UseTemplate", bodies.UseTemplate),
         ("CreateAttempt", bodies.CreateAttempt),
         ("Followup", bodies.Followup),
         ("Merge", bodies.Merge),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from forgebot.api import events, openapi, routes_attempts, routes_misc, routes_tasks, session
+from forgebot.api import events, openapi, routes_attempts, routes_misc, routes_tasks, routes_templates, session
 from forgebot.api.auth import require_token
 from forgebot.api.context import API_CONTEXT, ApiContext, worktree_settings
 from forgebot.api.errors import errors
@@ -20,7 +20,7 @@ def add_api(app: web.Application, ctx: ApiContext) -> web.Application:
     """Mount the API under /api/v1 on `app`; returns the sub-application (its router lists the routes)."""
     api = web.Application(middlewares=[errors, require_token])
     api[API_CONTEXT] = ctx
-    for module in (routes_tasks, routes_attempts, routes_misc, events, openapi, session):
+    for module in (routes_tasks, routes_attempts, routes_templates, routes_misc, events, openapi, session):
         module.add_routes(api)
 
     async def stop_streams(_app: web.Application) -> None:

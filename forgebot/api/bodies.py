@@ -17,15 +17,24 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class CreateTask(_Body):
-    title: str = Field(min_length=1, max_length=500)
-    description: str = ""
+class TaskOptions(_Body):
+    """What every way of creating a task takes."""
+
     repo: str = Field(min_length=1)
     agents: list[str] = Field(default_factory=list)
     base: str | None = None
     strategy: Strategy | None = Field(default=None, strict=False)  # "parallel" or "cascade"
     quality_threshold: float | None = Field(default=None, ge=0, le=1)
     start: bool = True
+
+
+class CreateTask(TaskOptions):
+    title: str = Field(min_length=1, max_length=500)
+    description: str = ""
+
+
+class UseTemplate(TaskOptions):
+    params: dict[str, str] = Field(default_factory=dict)
 
 
 class CreateAttempt(_Body):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from forgebot.api.auth import require_repo_access, token_of
-from forgebot.api.bodies import CreateTask, Merge, read_body
+from forgebot.api.bodies import CreateTask, Merge, TaskOptions, read_body
 from forgebot.api.context import ApiContext, repo_names
 from forgebot.api.errors import ApiError
 from forgebot.api.links import github_of, github_one
@@ -39,20 +39,24 @@ async def _task_response(ctx: ApiContext, task: Task) -> web.Response:
 
 
 async def create_task(request: web.Request) -> web.Response:
-    ctx = context(request)
     body = await read_body(request, CreateTask)
-    if not os.path.isabs(body.repo):
-        raise ApiError(422, "invalid", "repo: must be an absolute path of a git repository on the server")
-    require_repo_access(request, os.path.normpath(body.repo))  # noqa: ASYNC240  (a string operation)
-    root = await asyncio.to_thread(ctx.engine.workspaces.repo_root, body.repo)
-    require_repo_access(request, root)
+    return await submit_task(request, body, title=body.title, description=body.description, agents=body.agents)
+
+
+async def submit_task(
+    request: web.Request, body: TaskOptions, *, title: str, description: str, agents: Sequence[str]
+) -> web.Response:
+    """Create a task on `body.repo` after the token's repository check; 201 with the task. Shared by /tasks
+    and /templates/{name}/use."""
+    ctx = context(request)
+    root = await repo_root_for(request, body.repo)
     settings = await asyncio.to_thread(ctx.settings_for, root)
     defaults = settings.defaults
     task = await ctx.engine.submit(
-        title=body.title,
-        description=body.description,
+        title=title,
+        description=description,
         repo=root,
-        profiles=pick_profiles(settings, body.agents),
+        profiles=pick_profiles(settings, agents),
         base=body.base or defaults.base,
         strategy=body.strategy or defaults.strategy,
         quality_threshold=defaults.quality_threshold if body.quality_threshold is None else body.quality_threshold,
@@ -62,6 +66,16 @@ async def create_task(request: web.Request) -> web.Response:
     )
     attempts = await ctx.engine.attempts(task.id)
     return web.json_response(task_json(task, attempts, ctx.clock()), status=201)
+
+
+async def repo_root_for(request: web.Request, repo: str) -> str:
+    """The work tree's root for an absolute path the token may use (422 or 403 otherwise)."""
+    if not os.path.isabs(repo):
+        raise ApiError(422, "invalid", "repo: must be an absolute path of a git repository on the server")
+    require_repo_access(request, os.path.normpath(repo))  # noqa: ASYNC240  (a string operation)
+    root = await asyncio.to_thread(context(request).engine.workspaces.repo_root, repo)
+    require_repo_access(request, root)
+    return root
 
 
 async def list_tasks(request: web.Request) -> web.Response:

@@ -20,6 +20,8 @@ from forgebot.sdk.models import (
     Progress,
     Ranked,
     Task,
+    Template,
+    TemplateParam,
     Usage,
     Worktree,
 )
@@ -42,6 +44,8 @@ __all__ = [
     "Progress",
     "Ranked",
     "Task",
+    "Template",
+    "TemplateParam",
     "Usage",
     "Worktree",
 ]

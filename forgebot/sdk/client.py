@@ -17,7 +17,7 @@ import aiohttp
 
 from forgebot.sdk.errors import ForgeError, api_error
 from forgebot.sdk.models import Event, Progress, known
-from forgebot.sdk.resources import Attempts, Tasks, Worktrees
+from forgebot.sdk.resources import Attempts, Tasks, Templates, Worktrees
 from forgebot.sdk.sse import SseParser
 
 Params = Sequence[tuple[str, str]]
@@ -41,6 +41,7 @@ class ForgeClient:
         self._owns_session = session is None
         self.tasks = Tasks(self)
         self.attempts = Attempts(self)
+        self.templates = Templates(self)
         self.worktrees = Worktrees(self)
 
     def __repr__(self) -> str:

@@ -184,6 +184,30 @@ class Worktree:
 
 
 @dataclass(frozen=True)
+class TemplateParam:
+    name: str
+    required: bool
+    default: str | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    description: str
+    title: str
+    agents: tuple[str, ...]
+    params: tuple[TemplateParam, ...]
+    usage: str
+    source: str
+
+    @classmethod
+    def from_json(cls, data: Json) -> Template:
+        params = tuple(TemplateParam(**known(TemplateParam, p)) for p in data["params"])
+        return cls(**{**known(cls, data), "agents": tuple(data["agents"]), "params": params})
+
+
+@dataclass(frozen=True)
 class CleanupReport:
     removed: tuple[str, ...]
     kept: int

@@ -1,4 +1,4 @@
-"""The groups of calls on a ForgeClient: `tasks`, `attempts`, `worktrees`."""
+"""The groups of calls on a ForgeClient: `tasks`, `attempts`, `templates`, `worktrees`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from forgebot.sdk.errors import ForgeAPIError, ForgeError, ForgeTimeoutError
-from forgebot.sdk.models import Attempt, CleanupReport, Comparison, MergeResult, Task, Worktree, known
+from forgebot.sdk.models import Attempt, CleanupReport, Comparison, MergeResult, Task, Template, Worktree, known
 
 if TYPE_CHECKING:
     from forgebot.sdk.client import ForgeClient
@@ -180,3 +180,29 @@ class Worktrees:
     async def cleanup(self, *, dry_run: bool = False, older_than: str | float | None = None) -> CleanupReport:
         body = _drop_none(dry_run=dry_run, older_than=older_than)
         return CleanupReport.from_json(await self._client.request("POST", "/worktrees/cleanup", body=body))
+
+
+class Templates:
+    def __init__(self, client: ForgeClient) -> None:
+        self._client = client
+
+    async def list(self, *, repo: str) -> list[Template]:
+        data = await self._client.request("GET", "/templates", params=[("repo", repo)])
+        return [Template.from_json(t) for t in data["templates"]]
+
+    async def use(
+        self,
+        name: str,
+        *,
+        repo: str,
+        params: dict[str, str] | None = None,
+        agents: Sequence[str] = (),
+        base: str | None = None,
+        strategy: str | None = None,
+        start: bool = True,
+    ) -> Task:
+        """A task from the template `name` with these parameters (the template's agents unless `agents`)."""
+        body = _drop_none(
+            repo=repo, params=dict(params or {}), agents=list(agents), base=base, strategy=strategy, start=start
+        )
+        return Task.from_json(await self._client.request("POST", f"/templates/{name}/use", body=body))
