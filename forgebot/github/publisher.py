@@ -22,6 +22,7 @@ from forgebot.core.scoring import compare
 from forgebot.engine.clones import Clones
 from forgebot.engine.engine import Engine
 from forgebot.engine.events import EngineEvent, EventKind
+from forgebot.engine.janitor import doomed_branches
 from forgebot.engine.workspaces import WorkspaceError
 from forgebot.github.port import GitHubError, GitHubPort, PullInfo
 from forgebot.store.bot import BotStore, IssueTask
@@ -291,18 +292,27 @@ class Publisher:
         if link.cleaned_up:
             return
         attempts = await self.engine.attempts(link.task_id)
-        report = await self.engine.cleanup_worktrees(task_id=link.task_id)
-        doomed = [a.branch for a in attempts if a.branch.startswith("forge/") and (merged or a.branch != head)]
-        deleted = 0
-        for branch in doomed:
+        report = await self.engine.cleanup_worktrees(task_id=link.task_id, at_once=(link.task_id,))
+        deleted = await self.delete_branches(link.repo, doomed_branches(attempts, merged=merged, head=head))
+        await self.announce_cleanup(link, state, worktrees=len(report.removed), branches=len(deleted))
+
+    async def delete_branches(self, repo: str, branches: list[str]) -> list[str]:
+        """Delete these branches on GitHub; returns the ones deleted (a failure is logged, the rest go on)."""
+        deleted = []
+        for branch in branches:
             try:
-                deleted += await self.github.delete_branch(link.repo, branch)
+                if await self.github.delete_branch(repo, branch):
+                    deleted.append(branch)
             except GitHubError as error:
-                log.warning("branch_delete_failed", repo=link.repo, branch=branch, status=error.status)
+                log.warning("branch_delete_failed", repo=repo, branch=branch, status=error.status)
+        return deleted
+
+    async def announce_cleanup(self, link: IssueTask, state: str, *, worktrees: int, branches: int) -> None:
+        """Mark the task cleaned up and add the final line to its progress comment."""
         await asyncio.to_thread(self.store.update_link, link.task_id, cleaned_up=True)
         line = (
-            f"PR #{link.pr_number} {state}: removed {_count(len(report.removed), 'worktree')} "
-            f"and deleted {_count(deleted, 'branch')}."
+            f"PR #{link.pr_number} {state}: removed {_count(worktrees, 'worktree')} "
+            f"and deleted {_count(branches, 'branch')}."
         )
         await self.refresh(link.task_id, footer=line)
 
