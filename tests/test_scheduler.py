@@ -23,6 +23,7 @@ from forgebot.engine.housekeeping import CleanupReport, EngineError
 from forgebot.engine.runner import EngineSettings
 from forgebot.engine.workspaces import Workspaces
 from forgebot.github.client import PyGithubClient
+from forgebot.github.port import GitHubError
 from forgebot.github.sweeps import RedeliveryReport
 from forgebot.scheduler import Jobs, Scheduler
 from forgebot.store import open_store
@@ -302,3 +303,33 @@ def test_the_schedule_section_parses_durations_and_names_bad_keys(tmp_path: Path
     assert "schedule.reaper_interval" in text and "not a duration" in text and "schedule.cleanup_every" in text
     env = load_settings(None, {"FORGEBOT_SCHEDULE__DRY_RUN": "true", "FORGEBOT_SCHEDULE__WORKTREE_TTL": "3h"})
     assert env.schedule.dry_run and env.schedule.worktree_ttl == 10800.0
+
+
+def test_jobs_run_uses_the_daemons_store_and_github_from_the_server_config(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    import subprocess as sp
+    import sys
+
+    import yaml
+
+    from tests.bot_harness import daemon_config
+
+    config = tmp_path / "server.yml"
+    config.write_text(yaml.safe_dump(daemon_config(fake_github, tmp_path / "data")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEBOT_")}
+
+    def jobs(*args: str) -> sp.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "forgebot.cli", "--config", str(config), "jobs", "run", *args]
+        return sp.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+
+    dry = jobs("cleanup", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "Would remove 0 worktree(s)" in dry.stdout and (tmp_path / "data" / "forgebot.db").exists()
+    reaper = jobs("reaper")
+    assert reaper.returncode == 0 and "Checked 0 active attempt(s)" in reaper.stdout
+    refused = jobs("deliveries")
+    assert refused.returncode == 1 and "GitHub App" in refused.stderr and "Traceback" not in refused.stderr
+    unknown = jobs("everything")
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+    assert fake_github.token not in dry.stdout + dry.stderr + refused.stderr
