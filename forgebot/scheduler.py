@@ -139,7 +139,10 @@ class Scheduler:
         self._running: set[asyncio.Task[Any]] = set()
 
     def start(self) -> None:
-        if self._scheduler is not None or not self.schedule.enabled:
+        if self._scheduler is not None:
+            return
+        if not self.schedule.enabled:
+            log.info("scheduler_disabled")
             return
         intervals = {
             "cleanup": self.schedule.cleanup_interval,

@@ -53,6 +53,7 @@ class PullSweep:
         self.store = store
         self.clones = clones
         self.publisher = publisher
+        self._heads: dict[int, str] = {}  # task -> head branch of its closed PR (asked once per process)
 
     async def plan(self, *, dry_run: bool) -> PullPlan:
         """Finished tasks whose PR is merged or closed. A state learnt from GitHub is recorded unless dry_run."""
@@ -94,7 +95,7 @@ class PullSweep:
                 existing = await self._remote(remote, closed)
                 branches = doomed_branches(closed.attempts, merged=closed.merged, head=closed.head)
                 if not closed.merged and any(b in existing for b in branches) and closed.head is None:
-                    closed.head = (await self.github.get_pull(link.repo, link.pr_number or 0)).head
+                    closed.head = await self._head(link)
                     branches = doomed_branches(closed.attempts, merged=False, head=closed.head)
             except (GitHubError, WorkspaceError):
                 plan.errors += 1
@@ -111,6 +112,11 @@ class PullSweep:
                 except GitHubError:
                     plan.errors += 1
         return done
+
+    async def _head(self, link: IssueTask) -> str:
+        if link.task_id not in self._heads:
+            self._heads[link.task_id] = (await self.github.get_pull(link.repo, link.pr_number or 0)).head
+        return self._heads[link.task_id]
 
     async def _remote(self, cache: dict[str, set[str] | None], closed: _Closed) -> set[str]:
         """The branches on the task's remote now, asked once per clone cache and run."""
