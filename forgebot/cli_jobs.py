@@ -13,7 +13,7 @@ from rich.console import Console
 
 from forgebot.app import open_local
 from forgebot.config import Settings, load_settings, parse_duration
-from forgebot.engine.housekeeping import CleanupReport, EngineError
+from forgebot.engine.housekeeping import CleanupReport
 from forgebot.engine.janitor import ReapReport
 from forgebot.github.settings import BotSettings, bot_settings
 from forgebot.github.sweeps import RedeliveryReport
@@ -21,13 +21,13 @@ from forgebot.scheduler import JOB_NAMES, Jobs
 
 
 def older_than(text: str) -> float:
-    """A --older-than value: a duration, or 0 for every finished task."""
+    """An --older-than value (argparse type): a duration, or 0 for every finished task."""
     if text.strip().lower() in ("0", "0s", "0m", "0h"):
         return 0.0
     try:
         return parse_duration(text)
     except ValueError as error:
-        raise EngineError(f"--older-than: {error}") from None
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_parser(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,13 +35,15 @@ def add_parser(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run = jobs.add_parser("run", help="run a scheduled job once: " + ", ".join(JOB_NAMES))
     run.add_argument("name", choices=JOB_NAMES)
     run.add_argument("--dry-run", action="store_true", help="show what the job would do, change nothing")
-    run.add_argument("--older-than", help="cleanup: tasks finished at least this long ago (default: worktree_ttl)")
+    run.add_argument(
+        "--older-than", type=older_than, help="cleanup: tasks finished this long ago (default: worktree_ttl)"
+    )
 
 
 async def run_job(args: argparse.Namespace, out: Console) -> int:
     settings = load_settings(args.config, os.environ)
     behaviour = bot_settings(settings, os.environ)
-    options = {"older_than": older_than(args.older_than)} if args.older_than and args.name == "cleanup" else {}
+    options = {"older_than": args.older_than} if args.older_than is not None and args.name == "cleanup" else {}
     if behaviour.github.token or behaviour.github.app_id is not None:
         return await _on_daemon(args, out, settings, behaviour, options)
     app = open_local(args.repo, args.config, os.environ)

@@ -1,5 +1,5 @@
 """Composition root for `forgebot serve`: settings → store, engine, GitHub client, clone cache, publisher,
-handlers and the aiohttp application (`POST /webhook`, `GET /healthz`, `GET /readyz`)."""
+handlers, metrics and the aiohttp application (`POST /webhook`, `GET /healthz`, `GET /readyz`, `GET /metrics`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from forgebot.engine.engine import Engine
 from forgebot.engine.layout import Layout
 from forgebot.engine.workspaces import Workspaces
 from forgebot.github.bot import Bot
+from forgebot.github.client import PyGithubClient
 from forgebot.github.handlers import register
 from forgebot.github.permissions import Permissions
 from forgebot.github.port import GitHubError, GitHubPort
@@ -26,6 +27,7 @@ from forgebot.github.routing import Router
 from forgebot.github.settings import BODY_LIMIT, BotSettings
 from forgebot.github.sweeps import PullSweep, Redeliverer
 from forgebot.github.webhooks import Webhooks
+from forgebot.metrics import Metrics
 from forgebot.scheduler import GitHubJobs, Jobs, Scheduler
 from forgebot.store import SqlStore, open_store
 
@@ -46,6 +48,7 @@ class Daemon:
     bot: Bot
     webhooks: Webhooks
     app: web.Application
+    metrics: Metrics
     jobs: Jobs | None = None
     scheduler: Scheduler | None = None
 
@@ -131,14 +134,19 @@ def build(
     publisher.auto_pr = bot.auto_pr
     router = Router()
     register(router, bot)
-    webhooks = Webhooks(behaviour.github.webhook_secrets, bot_store, router)
+    metrics = Metrics(store)
+    metrics.watch(engine.bus)
+    if isinstance(github, PyGithubClient):
+        github.observer = metrics
+    webhooks = Webhooks(behaviour.github.webhook_secrets, bot_store, router, on_result=metrics.webhook_result)
     app = web.Application(client_max_size=BODY_LIMIT + 1024)
-    daemon = Daemon(settings, behaviour, store, engine, github, bot, webhooks, app)
+    daemon = Daemon(settings, behaviour, store, engine, github, bot, webhooks, app, metrics)
     daemon.jobs = daemon_jobs(daemon, clones)
     daemon.scheduler = Scheduler(daemon.jobs, settings.schedule)
     app.router.add_post("/webhook", webhooks.handle)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(daemon))
+    app.router.add_get("/metrics", metrics.handle)
     return daemon
 
 

@@ -61,12 +61,14 @@ def daemon_config(
     grace: float = 5.0,
     schedule: dict[str, Any] | None = None,
     github: dict[str, Any] | None = None,
+    templates: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The server file's content for a daemon pointed at `fake` (also written as YAML for a `serve` process).
     `github` entries replace the github section's (None values drop a key)."""
     section = {"token": fake.token, "webhook_secrets": [SECRET], "api_url": fake.url, "write_interval": 0}
     section = {k: v for k, v in {**section, **(github or {})}.items() if v is not None}
     return {
+        "templates": templates or {},
         "agents": agents or three_agents(),
         "defaults": {"agents": ["claude", "codex", "gemini"]},
         "checks": [{"name": "tests", "run": [PYTHON, "-m", "unittest", "-q"], "timeout": 60}],
@@ -116,6 +118,7 @@ class BotHarness:
         schedule: dict[str, Any] | None = None,
         github: dict[str, Any] | None = None,
         client: Callable[[FakeGitHub], PyGithubClient] | None = None,
+        templates: dict[str, Any] | None = None,
     ) -> AsyncIterator[BotHarness]:
         remote = bare_remote(tmp_path)
         own_fake = gh is None
@@ -132,6 +135,7 @@ class BotHarness:
                 grace=grace,
                 schedule=schedule,
                 github=github,
+                templates=templates,
             )
         )
         behaviour = bot_settings(settings, {})

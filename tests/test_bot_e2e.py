@@ -199,3 +199,22 @@ async def test_github_failing_mid_task_with_502_and_rate_limits(tmp_path: Path) 
         assert len(_pulls(h)) == 1
         assert "Comparison" in h.comments()[0] and "Pull request: #2" in h.comments()[0]
         assert h.daemon.github.stats.rate_limit_waits >= 1  # type: ignore[attr-defined]
+
+
+async def test_cleanup_keeps_only_the_winners_branch(tmp_path: Path) -> None:
+    async with BotHarness.start(tmp_path) as h:
+        await _label(h)
+        await _until_running(h)
+        await _comment(h, "/forge cleanup")
+        await h.until_idle()
+        assert "attempts are still running" in h.comments()[-1]
+        await h.until_idle()
+        assert len(h.remote_branches()) == 4  # main and the three attempt branches
+        await _comment(h, "/forge cleanup")
+        await h.until_idle()
+        ranked = (await h.daemon.engine.compare(1)).winner
+        assert ranked is not None
+        winner = await h.daemon.engine.attempt(ranked.attempt_id)
+        assert h.remote_branches() == sorted([winner.branch, "main"])
+        assert not any(Path(a.worktree).exists() for a in await h.daemon.engine.attempts(1))
+        assert f"removed 3 worktrees and deleted 2 branches; kept `{winner.branch}`" in h.comments()[0]

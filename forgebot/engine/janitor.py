@@ -61,8 +61,7 @@ def on_this_host(owner: str | None) -> bool:
 def doomed_branches(attempts: Sequence[Attempt], *, merged: bool, head: str | None) -> list[str]:
     """The task's branches to delete once its pull request is merged (every forge/ branch it recorded) or closed
     unmerged (all but the PR's own head, which someone may reopen). Never a branch that is not forge/."""
-    wanted = (a.branch for a in attempts if a.branch.startswith("forge/") and (merged or a.branch != head))
-    return list(dict.fromkeys(wanted))
+    return sorted({a.branch for a in attempts if a.branch.startswith("forge/") and (merged or a.branch != head)})
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -105,20 +106,22 @@ class Publisher:
 
     def _on_event(self, event: EngineEvent) -> None:
         if event.kind is EventKind.TASK_FINISHED:
-            self._spawn(self._finished(event.task_id))
+            self._spawn(event.task_id, self._finished(event.task_id))
         elif event.kind is EventKind.ATTEMPT_STATUS and event.attempt and event.attempt.status.terminal:
-            self._spawn(self._attempt_done(event.attempt))
+            self._spawn(event.task_id, self._attempt_done(event.attempt))
         elif event.kind in (EventKind.ATTEMPT_STATUS, EventKind.ATTEMPT_PROGRESS, EventKind.ATTEMPT_ADDED):
             self._schedule(event.task_id)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, task_id: int, work: Awaitable[None]) -> None:
         async def guarded() -> None:
+            structlog.contextvars.bind_contextvars(task=task_id)
             try:
                 await work
             except Exception:
                 log.exception("publisher_failed")
 
-        task = asyncio.create_task(guarded())
+        # A fresh context: the event may come from another task's attempt or a delivery; their ids do not apply.
+        task = asyncio.create_task(guarded(), context=contextvars.Context())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -129,12 +132,13 @@ class Publisher:
         wait = self._last_edit.get(task_id, 0.0) + self.settings.progress_interval - self._clock()
 
         async def later() -> None:
+            structlog.contextvars.bind_contextvars(task=task_id)
             await asyncio.sleep(max(0.0, wait))
             self._timers.pop(task_id, None)
             with contextlib.suppress(GitHubError):
                 await self.refresh(task_id)
 
-        self._timers[task_id] = asyncio.create_task(later())
+        self._timers[task_id] = asyncio.create_task(later(), context=contextvars.Context())
 
     async def settle(self) -> None:
         """Wait for the background work under way (tests and shutdown)."""
@@ -248,14 +252,8 @@ class Publisher:
             timer.cancel()
         await self.refresh(task_id)
         summary = compare(await self.engine.attempts(task_id))
-        log.info(
-            "task_finished",
-            task=task_id,
-            repo=link.repo,
-            issue=link.issue,
-            winner=summary.winner.agent if summary.winner else None,
-            cost=summary.total_cost,
-        )
+        # The engine writes the task's one `task_summary` line; this one says where it was reported.
+        log.info("task_reported", task=task_id, repo=link.repo, issue=link.issue)
         if self.auto_pr is not None and summary.winner is not None and not link.pr_number:
             await self.auto_pr(link)
 
@@ -291,10 +289,16 @@ class Publisher:
         await asyncio.to_thread(self.store.update_link, link.task_id, pr_state=state)
         if link.cleaned_up:
             return
+        removed, deleted = await self.clean_up(link, keep=None if merged else head)
+        await self.announce_cleanup(link, state, worktrees=removed, branches=deleted)
+
+    async def clean_up(self, link: IssueTask, *, keep: str | None) -> tuple[int, int]:
+        """Remove the task's finished worktrees and delete every forge/ branch it recorded except `keep`
+        (never a branch forgebot did not create). Returns (worktrees removed, branches deleted)."""
         attempts = await self.engine.attempts(link.task_id)
         report = await self.engine.cleanup_worktrees(task_id=link.task_id, at_once=(link.task_id,))
-        deleted = await self.delete_branches(link.repo, doomed_branches(attempts, merged=merged, head=head))
-        await self.announce_cleanup(link, state, worktrees=len(report.removed), branches=len(deleted))
+        deleted = await self.delete_branches(link.repo, doomed_branches(attempts, merged=keep is None, head=keep))
+        return len(report.removed), len(deleted)
 
     async def delete_branches(self, repo: str, branches: list[str]) -> list[str]:
         """Delete these branches on GitHub; returns the ones deleted (a failure is logged, the rest go on)."""
@@ -311,12 +315,11 @@ class Publisher:
         """Mark the task cleaned up and add the final line to its progress comment."""
         await asyncio.to_thread(self.store.update_link, link.task_id, cleaned_up=True)
         line = (
-            f"PR #{link.pr_number} {state}: removed {_count(worktrees, 'worktree')} "
-            f"and deleted {_count(branches, 'branch')}."
+            f"PR #{link.pr_number} {state}: removed {plural(worktrees, 'worktree')} "
+            f"and deleted {plural(branches, 'branch')}."
         )
         await self.refresh(link.task_id, footer=line)
 
 
-def _count(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else ("es" if word.endswith("h") else "s"))
-

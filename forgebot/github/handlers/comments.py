@@ -14,10 +14,13 @@ from forgebot.core import render
 from forgebot.core.commands import Command, Reply, Verb, parse
 from forgebot.core.models import AttemptStatus
 from forgebot.core.scoring import compare
+from forgebot.core.templates import TemplateError
 from forgebot.engine.housekeeping import EngineError
 from forgebot.github.bot import Bot, Issue, Refused
 from forgebot.github.port import GitHubError
+from forgebot.github.publisher import plural
 from forgebot.github.routing import Router, WebhookEvent
+from forgebot.templates import fetch_template
 
 log = structlog.get_logger(__name__)
 Action = Callable[[Bot, Issue, Command, str, str], Awaitable[str | None]]  # returns a reply, or None
@@ -139,12 +142,20 @@ async def _followup(bot: Bot, issue: Issue, command: Command, sender: str, key: 
 
 
 async def _cleanup(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    """Worktrees go; branches go except the one worth keeping: the PR's, else the comparison's winner."""
     link = await bot.current_task(issue)
     attempts = await bot.engine.attempts(link.task_id)
     if not all(a.status.terminal for a in attempts):
         raise Refused("attempts are still running; `/forge cancel` them first")
-    report = await bot.engine.cleanup_worktrees(task_id=link.task_id)
-    await bot.publisher.refresh(link.task_id, footer=f"Cleaned up {len(report.removed)} worktrees.")
+    keep = (await bot.resolve(link, None)).branch if link.pr_number or compare(attempts).winner else None
+    if keep is None:
+        report = await bot.engine.cleanup_worktrees(task_id=link.task_id)
+        removed, deleted = len(report.removed), 0
+    else:
+        removed, deleted = await bot.publisher.clean_up(link, keep=keep)
+    kept = f"kept `{keep}`" if keep else "kept every branch: no winner yet"
+    line = f"Cleaned up: removed {plural(removed, 'worktree')} and deleted {plural(deleted, 'branch')}; {kept}."
+    await bot.publisher.refresh(link.task_id, footer=line)
     return None
 
 
@@ -153,7 +164,20 @@ async def _help(bot: Bot, issue: Issue, command: Command, sender: str, key: str)
 
 
 async def _template(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
-    raise Refused("templates are not configured on this server yet")
+    """A task on the issue whose prompt is the rendered template followed by the issue's text; the task keeps
+    the issue's title (its PR closes the issue) and runs the template's agents, else the configured ones."""
+    if issue.is_pull_request:
+        raise Refused("`/forge template` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+    assert command.name is not None  # the grammar requires it
+    settings = await bot.repo_settings(issue.repo, issue.default_branch)
+    try:
+        template = await fetch_template(bot.github, issue.repo, issue.default_branch, command.name, settings)
+        rendered = template.render(command.parameters)
+    except TemplateError as error:
+        raise Refused(str(error)) from None
+    await bot.start_task(issue, rendered.agents, requester=sender, delivery=key, instructions=rendered.description)
+    log.info("template_used", repo=issue.repo, issue=issue.number, template=template.name, source=template.source)
+    return None
 
 
 ACTIONS: dict[Verb, Action] = {
