@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from forgebot import cli_agents, cli_config, cli_remote, cli_serve, cli_templates, cli_tokens, tui
+from forgebot import cli_agents, cli_config, cli_jobs, cli_remote, cli_serve, cli_templates, cli_tokens, tui
 from forgebot.agents.base import AgentUnavailable
 from forgebot.app import LocalApp, open_local
-from forgebot.config import ConfigError, parse_duration
+from forgebot.config import ConfigError
 from forgebot.core.models import ACTIVE, AttemptStatus, Strategy, TaskStatus, task_status
 from forgebot.core.templates import TemplateError
 from forgebot.engine.events import EngineEvent, EventKind
@@ -24,6 +24,7 @@ from forgebot.engine.housekeeping import EngineError
 from forgebot.engine.processes import pid_alive, spawn_detached
 from forgebot.engine.workspaces import WorkspaceError
 from forgebot.logs import configure_logging
+from forgebot.scheduler import Jobs, Scheduler
 from forgebot.sdk import ForgeError
 from forgebot.store import StoreError
 
@@ -91,9 +92,15 @@ async def run_or_detach(app: LocalApp, args: argparse.Namespace, out: Console, t
 
 
 async def task_work(app: LocalApp, args: argparse.Namespace, out: Console) -> int:
-    """The detached runner: runs the task's queued attempts in this process until none is left."""
-    await app.engine.serve(args.task)
-    await app.engine.wait_task(args.task)
+    """The detached runner: runs the task's queued attempts in this process until none is left, with the
+    worktree cleanup and the stuck-attempt reaper on their schedule meanwhile."""
+    scheduler = Scheduler(Jobs(app.engine, app.settings.schedule), app.settings.schedule, ("cleanup", "reaper"))
+    scheduler.start()
+    try:
+        await app.engine.serve(args.task)
+        await app.engine.wait_task(args.task)
+    finally:
+        await scheduler.stop()
     return 0
 
 
@@ -214,15 +221,11 @@ async def attempts_delete(app: LocalApp, args: argparse.Namespace, out: Console)
 
 
 async def worktree_cleanup(app: LocalApp, args: argparse.Namespace, out: Console) -> int:
-    report = await app.engine.cleanup_worktrees(dry_run=args.dry_run, older_than=args.older_than or 0.0)
-    verb = "Would remove" if report.dry_run else "Removed"
-    out.print(f"{verb} {len(report.removed)} worktree(s); {report.kept} still in use.")
-    for path in report.removed:
-        out.print(f"  {path}")
-    out.print(
-        f"Disk used by worktrees: {report.bytes_before / 2**20:.1f} MiB before, "
-        f"{report.bytes_after / 2**20:.1f} MiB after."
-    )
+    """The scheduled cleanup job, once; --older-than defaults to schedule.worktree_ttl."""
+    older = app.settings.schedule.worktree_ttl if args.older_than is None else args.older_than
+    report = await Jobs(app.engine, app.settings.schedule).run("cleanup", dry_run=args.dry_run, older_than=older)
+    for line in cli_jobs.describe(report):
+        out.print(line)
     return 0
 
 
@@ -306,7 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     worktree = groups.add_parser("worktree", help="manage worktrees").add_subparsers(dest="cmd", required=True)
     cleanup = worktree.add_parser("cleanup", help="remove worktrees of finished attempts")
     cleanup.add_argument("--dry-run", action="store_true")
-    cleanup.add_argument("--older-than", type=_duration, help="only attempts finished this long ago (e.g. 24h)")
+    cleanup.add_argument(
+        "--older-than",
+        type=cli_jobs.older_than,
+        help="only tasks finished this long ago (e.g. 24h; 0: all; default: schedule.worktree_ttl)",
+    )
     cleanup.set_defaults(handler=worktree_cleanup)
 
     cli_agents.add_parsers(groups)
@@ -314,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_serve.add_parser(groups)
     cli_config.add_parser(groups)
     cli_tokens.add_parsers(groups)
+    cli_jobs.add_parser(groups)
 
     processes = groups.add_parser("processes", help="agent processes").add_subparsers(dest="cmd", required=True)
     plist = processes.add_parser("list", help="list running agent processes")
@@ -340,13 +348,6 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
     return value
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
@@ -382,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(standalone(args))
         if args.group == "serve":
             return asyncio.run(cli_serve.run_serve(args))
+        if args.group == "jobs":
+            return asyncio.run(cli_jobs.run_job(args, out))
         if args.group == "tokens":
             return cli_tokens.run_tokens(args, out)
         if args.server:

@@ -217,6 +217,20 @@ def _check_templates(configs: dict[str, TemplateConfig]) -> dict[str, TemplateCo
     return configs
 
 
+class Schedule(_Strict):
+    """The daemon's (and the background runner's) scheduled jobs; see forgebot/scheduler.py."""
+
+    enabled: bool = True
+    cleanup_interval: Duration = 3600.0
+    worktree_ttl: Duration = 24 * 3600.0  # finished tasks keep their worktrees this long
+    reaper_interval: Duration = 60.0
+    reaper_slack: Duration = 60.0  # past attempt_timeout by this much, or its process gone this long: reaped
+    deliveries_interval: Duration = 600.0
+    deliveries_lookback: Duration = 24 * 3600.0  # GitHub keeps deliveries for three days
+    misfire_grace: Duration = 300.0
+    dry_run: bool = False  # jobs log what they would do and change nothing
+
+
 Agents = Annotated[dict[str, AgentConfig], AfterValidator(_check_agent_names)]
 Checks = Annotated[list[CheckConfig], AfterValidator(_check_unique_names)]
 Templates = Annotated[dict[str, TemplateConfig], AfterValidator(_check_templates)]
@@ -245,6 +259,7 @@ class Settings(_Document):
     store_url: str | None = None
     # Folders put in front of PATH for agents (where scripts/install-agents.sh put the CLIs).
     agents_path: list[str] = Field(default_factory=list)
+    schedule: Schedule = Field(default_factory=Schedule)
     # Sections owned by the GitHub daemon; validated by forgebot/github/settings.py.
     github: dict[str, Any] = Field(default_factory=dict)
     server: dict[str, Any] = Field(default_factory=dict)
@@ -336,7 +351,12 @@ _ENV_TOP_LEVEL = {
     "FORGEBOT_STORE_URL": "store_url",
     "FORGEBOT_AGENTS_PATH": "agents_path",
 }
-_ENV_SECTIONS: dict[str, type[BaseModel]] = {"defaults": Defaults, "limits": Limits, "policy": Policy}
+_ENV_SECTIONS: dict[str, type[BaseModel]] = {
+    "defaults": Defaults,
+    "limits": Limits,
+    "policy": Policy,
+    "schedule": Schedule,
+}
 # Read by other parts of forgebot (CLI, GitHub bot), not by this module.
 _ENV_IGNORED = {"FORGEBOT_CONFIG", "FORGEBOT_WEBHOOK_SECRET"}
 _ENV_IGNORED_PREFIXES = ("FORGEBOT_GITHUB_", "FORGEBOT_LOG_", "FORGEBOT_SERVER_", "FORGEBOT_REPOS_", "FORGEBOT_BOT_",

@@ -29,8 +29,10 @@ from forgebot.github.port import GitHubError, GitHubPort
 from forgebot.github.publisher import Publisher, PublisherSettings, web_url
 from forgebot.github.routing import Router
 from forgebot.github.settings import BODY_LIMIT, BotSettings
+from forgebot.github.sweeps import PullSweep, Redeliverer
 from forgebot.github.webhooks import Webhooks
 from forgebot.metrics import Metrics
+from forgebot.scheduler import GitHubJobs, Jobs, Scheduler
 from forgebot.store import SqlStore, open_store
 
 log = structlog.get_logger(__name__)
@@ -56,6 +58,8 @@ class Daemon:
     webhooks: Webhooks
     app: web.Application
     metrics: Metrics
+    jobs: Jobs | None = None
+    scheduler: Scheduler | None = None
 
     async def start(self) -> None:
         """Recover what a stopped daemon left: interrupted attempts are reported in their progress comments,
@@ -68,11 +72,15 @@ class Daemon:
             except GitHubError as error:
                 log.warning("progress_reconcile_failed", task=task_id, status=error.status)
         resumed = await self.webhooks.resume()
+        if self.scheduler is not None:
+            self.scheduler.start()
         log.info("daemon_started", interrupted=len(recovered), resumed_deliveries=resumed)
 
     async def stop(self) -> None:
         """Stop taking work, give running attempts the grace period, interrupt the rest, post final edits."""
         grace = self.behaviour.server.shutdown_grace
+        if self.scheduler is not None:
+            await self.scheduler.stop(grace=min(grace, 5.0))
         await self.webhooks.drain(grace)
         await self.engine.shutdown(grace=grace)
         await self.bot.publisher.settle()
@@ -143,6 +151,8 @@ def build(
     webhooks = Webhooks(behaviour.github.webhook_secrets, bot_store, router, on_result=metrics.webhook_result)
     app = web.Application(client_max_size=BODY_LIMIT + 1024)
     daemon = Daemon(settings, behaviour, store, engine, github, bot, webhooks, app, metrics)
+    daemon.jobs = daemon_jobs(daemon, clones)
+    daemon.scheduler = Scheduler(daemon.jobs, settings.schedule)
     app.router.add_post("/webhook", webhooks.handle)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(daemon))
@@ -159,6 +169,16 @@ def build(
     add_api(app, api_context)
     add_dashboard(app)
     return daemon
+
+
+def daemon_jobs(daemon: Daemon, clones: Clones) -> Jobs:
+    """The scheduled jobs over the daemon's engine and GitHub; missed deliveries only for a GitHub App."""
+    bot = daemon.bot
+    pulls = PullSweep(daemon.github, daemon.engine, bot.store, clones, bot.publisher)
+    redeliverer = None
+    if daemon.behaviour.github.app_id is not None:
+        redeliverer = Redeliverer(daemon.github, bot.store, lookback=daemon.settings.schedule.deliveries_lookback)
+    return Jobs(daemon.engine, daemon.settings.schedule, GitHubJobs(pulls, redeliverer))
 
 
 def _daemon_policy(settings: Settings) -> Settings:

@@ -59,19 +59,25 @@ def daemon_config(
     agents: dict[str, Any] | None = None,
     bot: dict[str, Any] | None = None,
     grace: float = 5.0,
+    schedule: dict[str, Any] | None = None,
+    github: dict[str, Any] | None = None,
     templates: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The server file's content for a daemon pointed at `fake` (also written as YAML for a `serve` process)."""
+    """The server file's content for a daemon pointed at `fake` (also written as YAML for a `serve` process).
+    `github` entries replace the github section's (None values drop a key)."""
+    section = {"token": fake.token, "webhook_secrets": [SECRET], "api_url": fake.url, "write_interval": 0}
+    section = {k: v for k, v in {**section, **(github or {})}.items() if v is not None}
     return {
         "templates": templates or {},
         "agents": agents or three_agents(),
         "defaults": {"agents": ["claude", "codex", "gemini"]},
         "checks": [{"name": "tests", "run": [PYTHON, "-m", "unittest", "-q"], "timeout": 60}],
         "data_dir": str(data_dir),
-        "github": {"token": fake.token, "webhook_secrets": [SECRET], "api_url": fake.url, "write_interval": 0},
+        "github": section,
         "repos": {"allow": ["acme/*"]},
         "server": {"shutdown_grace": grace},
         "bot": {"progress_interval": 0.2, **(bot or {})},
+        "schedule": schedule or {},
     }
 
 
@@ -109,6 +115,9 @@ class BotHarness:
         gh: FakeGitHub | None = None,
         data_dir: Path | None = None,
         grace: float = 5.0,
+        schedule: dict[str, Any] | None = None,
+        github: dict[str, Any] | None = None,
+        client: Callable[[FakeGitHub], PyGithubClient] | None = None,
         templates: dict[str, Any] | None = None,
     ) -> AsyncIterator[BotHarness]:
         remote = bare_remote(tmp_path)
@@ -118,11 +127,23 @@ class BotHarness:
             await fake.__aenter__()
             seed(fake, remote)
         settings = Settings.model_validate(
-            daemon_config(fake, data_dir or tmp_path / "data", agents=agents, bot=bot, grace=grace, templates=templates)
+            daemon_config(
+                fake,
+                data_dir or tmp_path / "data",
+                agents=agents,
+                bot=bot,
+                grace=grace,
+                schedule=schedule,
+                github=github,
+                templates=templates,
+            )
         )
         behaviour = bot_settings(settings, {})
-        client = PyGithubClient(api_url=fake.url, token=fake.token, write_interval=0, backoff=0.01)
-        daemon = build(settings, behaviour, client, environ=dict(os.environ))
+        if client is None:
+            github_client = PyGithubClient(api_url=fake.url, token=fake.token, write_interval=0, backoff=0.01)
+        else:
+            github_client = client(fake)
+        daemon = build(settings, behaviour, github_client, environ=dict(os.environ))
         runner = web.AppRunner(daemon.app, shutdown_timeout=1)
         await runner.setup()
         await daemon.start()

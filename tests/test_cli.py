@@ -92,10 +92,10 @@ def test_merge_fork_delete_and_cleanup(setup: tuple[Path, Path]) -> None:
     assert (repo / "fast.txt").read_text() == "fast\n"
     refused = forgebot(repo, config, "task", "merge", "1", "--attempt", "2")
     assert refused.returncode == 1 and "moved" in refused.stderr and "Traceback" not in refused.stderr
-    dry = forgebot(repo, config, "worktree", "cleanup", "--dry-run")
+    dry = forgebot(repo, config, "worktree", "cleanup", "--dry-run", "--older-than", "0")
     assert "Would remove 2 worktree(s)" in dry.stdout
     assert (repo / ".forge" / "worktrees" / "task-1-fast").exists()
-    cleaned = forgebot(repo, config, "worktree", "cleanup")
+    cleaned = forgebot(repo, config, "worktree", "cleanup", "--older-than", "0")
     assert "Removed 2 worktree(s)" in cleaned.stdout
     assert not (repo / ".forge" / "worktrees" / "task-1-fast").exists()
     deleted = forgebot(repo, config, "attempts", "delete", "--status", "succeeded", "--task", "1")

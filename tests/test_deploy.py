@@ -373,6 +373,8 @@ NEEDS: dict[str, tuple[str, str] | None] = {
     "delete_branch": ("contents", "write"),
     "git_token": ("contents", "write"),  # the installation token clones and pushes forge/ branches
     "ping": None,  # GET /app with the App's JWT
+    "hook_deliveries": None,  # GET /app/hook/deliveries: the App's own webhook, with its JWT
+    "redeliver": None,  # POST /app/hook/deliveries/{id}/attempts, with the App's JWT
 }
 LEVEL = {"read": 1, "write": 2}
 

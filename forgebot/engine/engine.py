@@ -155,6 +155,28 @@ class Engine:
             log.warning("attempt_interrupted", task=attempt.task_id, attempt=attempt.id, owner=attempt.owner)
         return recovered
 
+    def runs_here(self, attempt_id: int) -> bool:
+        """Whether this engine's own runner is working on the attempt."""
+        return attempt_id in self._running
+
+    async def finish_stuck(self, attempt: Attempt, status: AttemptStatus, error: str) -> Attempt | None:
+        """Finish an attempt the reaper found stuck (forgebot/engine/janitor.py): our own runner is stopped and
+        records `status`; another process's agent is killed and the attempt finished here. None when it finished
+        on its own in the meantime."""
+        if attempt.id in self._running:
+            runner = self._running[attempt.id]
+            self._stop(attempt.id, status)
+            await asyncio.wait([runner])
+            return await self.attempt(attempt.id)
+        if attempt.pid and pid_alive(attempt.pid):
+            await asyncio.to_thread(kill_group_now, attempt.pid, self.settings.kill_grace)
+        try:
+            updated = await self._transition(attempt.id, status, finished_at=self.clock(), error=error)
+        except IllegalTransition:
+            return None
+        await self._after_attempt(attempt.task_id)
+        return updated
+
     async def shutdown(self, grace: float = 30.0) -> None:
         """Stop taking work, let running attempts finish up to `grace` seconds, interrupt the rest."""
         self._accepting = False
@@ -531,9 +553,15 @@ class Engine:
         return deleted
 
     async def cleanup_worktrees(
-        self, *, dry_run: bool = False, older_than: float = 0.0, task_id: int | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        older_than: float = 0.0,
+        task_id: int | None = None,
+        at_once: Collection[int] = (),
     ) -> CleanupReport:
-        """Remove worktrees of finished attempts (of one task, or all); branches stay, they hold the work."""
+        """Remove worktrees of finished tasks (one task, or all) older than `older_than`, or at once for the tasks
+        in `at_once`; branches stay, they hold the work."""
         everything = await self._store(self.store.list_attempts, task_id=task_id)
         attempts = [((await self.task(a.task_id)).repo, a) for a in everything]
         roots = sorted({self.layout.worktree_root(repo) for repo, _ in attempts})
@@ -545,6 +573,7 @@ class Engine:
             self.clock(),
             older_than,
             dry_run,
+            frozenset(at_once),
         )
 
     # -- store access ------------------------------------------------------------------------------

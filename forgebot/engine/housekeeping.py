@@ -5,7 +5,7 @@ Blocking; the engine runs these in threads."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -27,6 +27,9 @@ class CleanupReport:
     bytes_before: int
     bytes_after: int
     dry_run: bool
+    # Filled by the scheduled cleanup (forgebot/scheduler.py): remote forge/ branches deleted, as "repo:branch".
+    branches_deleted: tuple[str, ...] = ()
+    branch_errors: int = 0
 
 
 def merge_attempt(workspaces: Workspaces, task: Task, attempt: Attempt, rebase: bool) -> MergeResult:
@@ -70,16 +73,19 @@ def cleanup_worktrees(
     now: float,
     older_than: float,
     dry_run: bool,
+    at_once: Collection[int] = (),
 ) -> CleanupReport:
-    """Remove the worktrees of attempts that finished at least `older_than` seconds ago.
-    Branches stay (they hold the work); only paths forgebot recorded are touched."""
+    """Remove the worktrees of finished tasks' attempts that finished at least `older_than` seconds ago (at once
+    for the tasks in `at_once`: their pull request was merged or closed). A task with an attempt still queued or
+    running keeps every worktree (a merge or follow-up may need them). Branches stay (they hold the work);
+    only paths forgebot recorded are touched."""
     before = sum(workspaces.disk_usage(root) for root in roots)
+    unfinished = {attempt.task_id for _, attempt in attempts if not attempt.status.terminal}
     removed, kept = [], 0
     for repo, attempt in attempts:
         if not os.path.exists(attempt.worktree):
             continue
-        finished_at = attempt.finished_at
-        if not attempt.status.terminal or finished_at is None or now - finished_at < older_than:
+        if not _due(attempt, unfinished, at_once, now, older_than):
             kept += 1
             continue
         removed.append(attempt.worktree)
@@ -89,12 +95,13 @@ def cleanup_worktrees(
         for repo in {repo for repo, _ in attempts}:
             workspaces.prune(repo)
     after = sum(workspaces.disk_usage(root) for root in roots)
-    log.info(
-        "worktrees_cleaned",
-        removed=len(removed),
-        kept=kept,
-        bytes_before=before,
-        bytes_after=after,
-        dry_run=dry_run,
-    )
+    log.debug("worktrees_cleaned", removed=len(removed), kept=kept, bytes_before=before, bytes_after=after)
     return CleanupReport(tuple(removed), kept, before, after, dry_run)
+
+
+def _due(attempt: Attempt, unfinished: Collection[int], at_once: Collection[int], now: float, ttl: float) -> bool:
+    if not attempt.status.terminal or attempt.task_id in unfinished:
+        return False
+    if attempt.task_id in at_once:
+        return True
+    return attempt.finished_at is not None and now - attempt.finished_at >= ttl

@@ -23,6 +23,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 import structlog
@@ -33,7 +34,15 @@ from github.Repository import Repository
 from github.Requester import Requester
 
 from forgebot.github.auth import GitHubApp, SwappableToken, pygithub, redact_pygithub_logs
-from forgebot.github.port import CommentInfo, GitHubError, IssueInfo, NotFoundOnGitHub, PullInfo, RepoInfo
+from forgebot.github.port import (
+    CommentInfo,
+    GitHubError,
+    HookDelivery,
+    IssueInfo,
+    NotFoundOnGitHub,
+    PullInfo,
+    RepoInfo,
+)
 from forgebot.github.settings import DEFAULT_API_URL
 
 log = structlog.get_logger(__name__)
@@ -272,6 +281,39 @@ class PyGithubClient:
             github, _, session = self._client(None, self._token)
             await self._call(session, "ping", Kind.READ, github.get_rate_limit)
 
+    async def hook_deliveries(self, since: float) -> list[HookDelivery]:
+        app = self._require_app("hook_deliveries")
+        requester = app.integration.requester
+
+        def work() -> list[HookDelivery]:
+            found: list[HookDelivery] = []
+            url: str | None = "/app/hook/deliveries"
+            params: dict[str, object] | None = {"per_page": 100}
+            while url:  # newest first, cursor-paginated through Link headers
+                headers, data = requester.requestJsonAndCheck("GET", url, parameters=params)
+                page = [_delivery(item) for item in data or []]
+                found.extend(d for d in page if d.delivered_at >= since)
+                if not page or page[-1].delivered_at < since:
+                    break
+                url, params = _next_link(headers.get("link") or headers.get("Link") or ""), None
+            return found
+
+        return await self._call(self._app_session, "hook_deliveries", Kind.READ, work)
+
+    async def redeliver(self, delivery_id: int) -> None:
+        app = self._require_app("redeliver")
+        path = f"/app/hook/deliveries/{int(delivery_id)}/attempts"
+
+        def work() -> None:
+            app.integration.requester.requestJsonAndCheck("POST", path)
+
+        await self._call(self._app_session, "redeliver", Kind.CREATE, work)
+
+    def _require_app(self, op: str) -> GitHubApp:
+        if self._app is None:
+            raise GitHubError(f"GitHub {op}: webhook deliveries can be read only by a GitHub App, not with a token")
+        return self._app
+
     # ---- sessions
 
     def _client(self, installation: int | None, token: str | None) -> tuple[Github, SwappableToken, _Session]:
@@ -419,6 +461,39 @@ def _issue_comment(r: Repository, comment_id: int) -> IssueComment:
 
 def _comment(c: IssueComment) -> CommentInfo:
     return CommentInfo(c.id, c.body or "", c.user.login if c.user else "", c.html_url or "")
+
+
+def _next_link(header: str) -> str | None:
+    for part in header.split(","):
+        match = re.fullmatch(r'\s*<([^>]+)>\s*;\s*rel="next"\s*', part)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _epoch_seconds(value: object) -> float:
+    if not isinstance(value, str):
+        return 0.0
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _delivery(item: dict[str, object]) -> HookDelivery:
+    def number(key: str) -> int | None:
+        value = item.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    action = item.get("action")
+    return HookDelivery(
+        id=number("id") or 0,
+        guid=str(item.get("guid") or ""),
+        delivered_at=_epoch_seconds(item.get("delivered_at")),
+        status_code=number("status_code") or 0,
+        event=str(item.get("event") or ""),
+        action=action if isinstance(action, str) else None,
+        redelivery=item.get("redelivery") is True,
+        installation_id=number("installation_id"),
+        repository_id=number("repository_id"),
+    )
 
 
 def _merged(p: PullRequest) -> bool:

@@ -61,6 +61,26 @@ class PullInfo:
     labels: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class HookDelivery:
+    """One attempt by GitHub to deliver a webhook to the App. `guid` is the X-GitHub-Delivery header (a redelivery
+    repeats it); `id` names this attempt (what a redelivery request takes). `status_code` 0: no HTTP answer."""
+
+    id: int
+    guid: str
+    delivered_at: float  # epoch seconds
+    status_code: int
+    event: str
+    action: str | None = None
+    redelivery: bool = False
+    installation_id: int | None = None
+    repository_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
 class GitHubPort(Protocol):
     async def get_repo(self, repo: str) -> RepoInfo: ...
 
@@ -120,4 +140,13 @@ class GitHubPort(Protocol):
 
     async def ping(self) -> None:
         """A cheap authenticated read, for readiness checks; raises GitHubError when GitHub is not reachable."""
+        ...
+
+    async def hook_deliveries(self, since: float) -> list[HookDelivery]:
+        """The App's webhook deliveries made at or after `since` (epoch seconds), newest first.
+        Authenticated as the App (JWT); raises GitHubError when forgebot is not a GitHub App."""
+        ...
+
+    async def redeliver(self, delivery_id: int) -> None:
+        """Ask GitHub to deliver this delivery again (App only). Not repeated after a 5xx: it may have landed."""
         ...

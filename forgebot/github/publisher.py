@@ -23,6 +23,7 @@ from forgebot.core.scoring import compare
 from forgebot.engine.clones import Clones
 from forgebot.engine.engine import Engine
 from forgebot.engine.events import EngineEvent, EventKind
+from forgebot.engine.janitor import doomed_branches
 from forgebot.engine.workspaces import WorkspaceError
 from forgebot.github.port import GitHubError, GitHubPort, PullInfo
 from forgebot.store.bot import BotStore, IssueTask
@@ -289,25 +290,35 @@ class Publisher:
         if link.cleaned_up:
             return
         removed, deleted = await self.clean_up(link, keep=None if merged else head)
-        await asyncio.to_thread(self.store.update_link, link.task_id, cleaned_up=True)
-        line = (
-            f"PR #{link.pr_number} {state}: removed {plural(removed, 'worktree')} "
-            f"and deleted {plural(deleted, 'branch')}."
-        )
-        await self.refresh(link.task_id, footer=line)
+        await self.announce_cleanup(link, state, worktrees=removed, branches=deleted)
 
     async def clean_up(self, link: IssueTask, *, keep: str | None) -> tuple[int, int]:
         """Remove the task's finished worktrees and delete every forge/ branch it recorded except `keep`
         (never a branch forgebot did not create). Returns (worktrees removed, branches deleted)."""
         attempts = await self.engine.attempts(link.task_id)
-        report = await self.engine.cleanup_worktrees(task_id=link.task_id)
-        deleted = 0
-        for branch in sorted({a.branch for a in attempts if a.branch.startswith("forge/") and a.branch != keep}):
+        report = await self.engine.cleanup_worktrees(task_id=link.task_id, at_once=(link.task_id,))
+        deleted = await self.delete_branches(link.repo, doomed_branches(attempts, merged=keep is None, head=keep))
+        return len(report.removed), len(deleted)
+
+    async def delete_branches(self, repo: str, branches: list[str]) -> list[str]:
+        """Delete these branches on GitHub; returns the ones deleted (a failure is logged, the rest go on)."""
+        deleted = []
+        for branch in branches:
             try:
-                deleted += await self.github.delete_branch(link.repo, branch)
+                if await self.github.delete_branch(repo, branch):
+                    deleted.append(branch)
             except GitHubError as error:
-                log.warning("branch_delete_failed", repo=link.repo, branch=branch, status=error.status)
-        return len(report.removed), deleted
+                log.warning("branch_delete_failed", repo=repo, branch=branch, status=error.status)
+        return deleted
+
+    async def announce_cleanup(self, link: IssueTask, state: str, *, worktrees: int, branches: int) -> None:
+        """Mark the task cleaned up and add the final line to its progress comment."""
+        await asyncio.to_thread(self.store.update_link, link.task_id, cleaned_up=True)
+        line = (
+            f"PR #{link.pr_number} {state}: removed {plural(worktrees, 'worktree')} "
+            f"and deleted {plural(branches, 'branch')}."
+        )
+        await self.refresh(link.task_id, footer=line)
 
 
 def plural(n: int, word: str) -> str:

@@ -134,6 +134,15 @@ class BotStore:
         with self._engine.connect() as conn:
             return [_delivery(row) for row in conn.execute(query)]
 
+    def known_deliveries(self, delivery_ids: list[str]) -> set[str]:
+        """Which of these delivery ids reached us (handled, being handled, or failed in a handler)."""
+        found: set[str] = set()
+        with self._engine.connect() as conn:
+            for start in range(0, len(delivery_ids), 500):
+                chunk = delivery_ids[start : start + 500]
+                found.update(conn.execute(select(deliveries.c.id).where(deliveries.c.id.in_(chunk))).scalars())
+        return found
+
     # -- issue ↔ task ------------------------------------------------------------------------------
 
     def link(self, link: IssueTask) -> IssueTask:
@@ -177,6 +186,12 @@ class BotStore:
         with self._engine.connect() as conn:
             row = conn.execute(query.order_by(issue_tasks.c.task_id.desc())).first()
         return None if row is None else _link(row)
+
+    def pull_links(self) -> list[IssueTask]:
+        """The tasks that have a pull request, oldest first."""
+        query = select(issue_tasks).where(issue_tasks.c.pr_number.is_not(None)).order_by(issue_tasks.c.task_id)
+        with self._engine.connect() as conn:
+            return [_link(row) for row in conn.execute(query)]
 
     def update_link(self, task_id: int, **fields: Any) -> IssueTask:
         unknown = set(fields) - _LINK_FIELDS

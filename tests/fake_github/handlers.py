@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.fake_github.hooks import shape as delivery_shape
 from tests.fake_github.shapes import JSON, Shapes
 from tests.fake_github.state import REACTIONS, Comment, GitHubState, Issue, Pull, Reaction, Repo, Token, now_iso, short
 
@@ -174,6 +175,40 @@ class Handlers:
         self.state.token_requests.append(installation.id)
         body = {"token": token.value, "expires_at": now_iso(expires), "repository_selection": "selected"}
         return Reply(201, {**body, "permissions": {"issues": "write", "pull_requests": "write", "contents": "write"}})
+
+    def list_hook_deliveries(self, call: Call) -> Reply:
+        """Newest first, cursor-paginated like GitHub (`cursor` names the last delivery of the previous page)."""
+        per_page = min(max(_number(call.query.get("per_page"), 30), 1), 100)
+        ordered = sorted(self.state.hook_deliveries, key=lambda d: (d.delivered_at, d.id), reverse=True)
+        cursor = call.query.get("cursor", "")
+        if cursor:
+            ids = [f"v1_{d.id}" for d in ordered]
+            if cursor not in ids:
+                raise ApiError(400, "Bad Request: invalid cursor")
+            ordered = ordered[ids.index(cursor) + 1 :]
+        page = ordered[:per_page]
+        headers = {}
+        if len(ordered) > per_page:
+            query = urllib.parse.urlencode({"per_page": per_page, "cursor": f"v1_{page[-1].id}"})
+            headers["Link"] = f'<{self.shapes.api}{call.path}?{query}>; rel="next"'
+        return Reply(200, [delivery_shape(d, now_iso(d.delivered_at)) for d in page], headers)
+
+    def redeliver_hook_delivery(self, call: Call) -> Reply:
+        original = next((d for d in self.state.hook_deliveries if d.id == int(call.params["id"])), None)
+        if original is None:
+            raise not_found()
+        again = self.state.add_hook_delivery(
+            original.event,
+            original.payload,
+            status_code=0,
+            guid=original.guid,
+            redelivery=True,
+            installation_id=original.installation_id,
+            repository_id=original.repository_id,
+        )
+        self.state.outbox.append(again)
+        self.state.act(f"app: redeliver {original.event} {original.guid}")
+        return Reply(202, {})
 
     # ---- repositories, files, refs
 
@@ -395,6 +430,8 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", r"/app", Handlers.get_app, "app"),
     ("POST", r"/app/installations/(?P<id>\d+)/access_tokens", Handlers.create_token, "app"),
     ("GET", R + r"/installation", Handlers.repo_installation, "app"),
+    ("GET", r"/app/hook/deliveries", Handlers.list_hook_deliveries, "app"),
+    ("POST", r"/app/hook/deliveries/(?P<id>\d+)/attempts", Handlers.redeliver_hook_delivery, "app"),
     ("GET", R, Handlers.get_repo, "token"),
     ("GET", R + r"/collaborators/(?P<user>[^/]+)/permission", Handlers.permission, "token"),
     ("GET", R + r"/contents/(?P<path>.*)", Handlers.contents, "token"),

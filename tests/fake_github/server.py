@@ -19,6 +19,7 @@ import jwt
 from aiohttp import web
 
 from tests.fake_github.handlers import DOCS, ApiError, Call, Handlers, Principal, Reply, route
+from tests.fake_github.hooks import send
 from tests.fake_github.shapes import Shapes
 from tests.fake_github.state import GitHubState
 
@@ -76,6 +77,7 @@ class FakeGitHub(GitHubState):
         self.jwts: list[dict[str, Any]] = []  # verified App JWT claims, in order
         self.faults: list[Fault] = []
         self.slows: list[Slow] = []
+        self._sending: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -179,7 +181,21 @@ class FakeGitHub(GitHubState):
         self._runner = runner
         self.port = int(runner.addresses[0][1])
 
+    async def settle_hooks(self) -> None:
+        """Wait until the redeliveries asked for so far have been sent and answered."""
+        while self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    def _send_outbox(self) -> None:
+        while self.outbox:
+            task = asyncio.create_task(send(self.outbox.pop(0), self.hook_url, self.hook_secret))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
     async def close(self) -> None:
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -247,6 +263,7 @@ class FakeGitHub(GitHubState):
             reply = Reply(400, {"message": "Problems parsing JSON", "documentation_url": DOCS})
         else:
             reply = await self._reply(request, path, entry)
+        self._send_outbox()
         entry["status"] = reply.status
         headers = {**self._rate_headers(), **reply.headers}
         if reply.body is None:

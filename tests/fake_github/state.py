@@ -12,6 +12,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from tests.fake_github.hooks import HookDelivery, new_guid
 
 ROLES = ("admin", "maintain", "write", "triage", "read", "none")
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
@@ -186,6 +189,10 @@ class GitHubState:
         self.actions: list[str] = []
         self.token_lifetime = token_lifetime  # seconds an installation token lives
         self.token_requests: list[int] = []  # installation ids, one per access token created
+        self.hook_deliveries: list[HookDelivery] = []  # the App's webhook deliveries, oldest first
+        self.hook_url: str | None = None  # where redeliveries are sent (None: they fail to connect)
+        self.hook_secret = ""
+        self.outbox: list[HookDelivery] = []  # redeliveries the server has yet to send
         self._ids: dict[str, int] = {}
         self._user_ids: dict[str, int] = {}
         self.token = token
@@ -297,6 +304,38 @@ class GitHubState:
             installation.repos.add(name)
             self.repo(name).installation_id = installation_id
         return installation
+
+    def set_hook(self, url: str | None, secret: str) -> None:
+        self.hook_url, self.hook_secret = url, secret
+
+    def add_hook_delivery(
+        self,
+        event: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        status_code: int = 200,
+        guid: str | None = None,
+        delivered_at: float | None = None,
+        redelivery: bool = False,
+        installation_id: int | None = None,
+        repository_id: int | None = None,
+    ) -> HookDelivery:
+        """Record a delivery GitHub made to the App's hook (status_code 0: forgebot was not there)."""
+        action = payload.get("action") if isinstance(payload, dict) else None
+        delivery = HookDelivery(
+            id=self.next_id("hook_delivery") + 90_000_000,
+            guid=guid or new_guid(),
+            event=event,
+            action=action if isinstance(action, str) else None,
+            payload=payload,
+            delivered_at=time.time() if delivered_at is None else delivered_at,
+            status_code=status_code,
+            redelivery=redelivery,
+            installation_id=installation_id,
+            repository_id=repository_id,
+        )
+        self.hook_deliveries.append(delivery)
+        return delivery
 
     def revoke_token(self, token: str) -> None:
         self.tokens.pop(token, None)
