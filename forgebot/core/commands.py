@@ -5,7 +5,8 @@ comment is not for us. A command line starts with `/forge` (after at most three 
 case) followed by a space or the end of the line. Lines inside fenced code blocks, lines indented four columns
 or more (a markdown indented code block; a tab counts to the next multiple of four), quoted lines (`>`),
 mid-line mentions and anything GitHub hides (HTML comments, invisible characters: the comment is
-`sanitize.clean`ed first) are never commands. Arguments are shell-style tokens; verbs are case-insensitive; agent names are lowercased.
+`sanitize.clean`ed first) are never commands. Arguments are shell-style tokens; verbs are case-insensitive;
+agent names are lowercased.
 
 `followup` text is the rest of its line after the first `--` argument (taken verbatim, not tokenized, so
 "don't" needs no quoting) plus every following line of the comment up to the next command line, code blocks
