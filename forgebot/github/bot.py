@@ -78,6 +78,7 @@ class Bot:
     clock: Callable[[], float] = time.time
     _starts: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict)
     _login: str | None = None
+    _login_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # -- who and where -----------------------------------------------------------------------------
 
@@ -95,11 +96,12 @@ class Bot:
 
     async def own_login(self) -> str | None:
         """The login forgebot acts as, asked of GitHub once; None while GitHub cannot say (asked again later)."""
-        if self._login is None:
-            try:
-                self._login = await self.github.own_login()
-            except GitHubError as error:
-                log.warning("own_login_failed", status=error.status)
+        async with self._login_lock:
+            if self._login is None:
+                try:
+                    self._login = await self.github.own_login()
+                except GitHubError as error:
+                    log.warning("own_login_failed", status=error.status)
         return self._login
 
     async def authorize(self, repo: str, user: str, levels: Sequence[str] | None = None) -> str | None:
