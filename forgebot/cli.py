@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,11 +13,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from rich.console import Console
 from rich.live import Live
 
-from forgebot import cli_agents, cli_serve, tui
+from forgebot import cli_agents, cli_config, cli_serve, cli_templates, tui
 from forgebot.agents.base import AgentUnavailable
 from forgebot.app import LocalApp, open_local
 from forgebot.config import ConfigError, parse_duration
 from forgebot.core.models import ACTIVE, AttemptStatus, Strategy, TaskStatus, task_status
+from forgebot.core.templates import TemplateError
 from forgebot.engine.events import EngineEvent, EventKind
 from forgebot.engine.housekeeping import EngineError
 from forgebot.engine.processes import pid_alive, spawn_detached
@@ -24,7 +26,7 @@ from forgebot.engine.workspaces import WorkspaceError
 from forgebot.logs import configure_logging
 from forgebot.store import StoreError
 
-USER_ERRORS = (EngineError, ConfigError, WorkspaceError, StoreError, AgentUnavailable)
+USER_ERRORS = (EngineError, ConfigError, WorkspaceError, StoreError, AgentUnavailable, TemplateError)
 
 Handler = Callable[[LocalApp, argparse.Namespace, Console], Awaitable[int]]
 
@@ -33,6 +35,7 @@ Handler = Callable[[LocalApp, argparse.Namespace, Console], Awaitable[int]]
 
 
 async def task_create(app: LocalApp, args: argparse.Namespace, out: Console) -> int:
+    """Also `template use`, which fills in title, description and agents from the template first."""
     defaults = app.settings.defaults
     task = await app.engine.submit(
         title=args.title,
@@ -210,8 +213,7 @@ async def attempts_delete(app: LocalApp, args: argparse.Namespace, out: Console)
 
 
 async def worktree_cleanup(app: LocalApp, args: argparse.Namespace, out: Console) -> int:
-    older = parse_duration(args.older_than) if args.older_than else 0.0
-    report = await app.engine.cleanup_worktrees(dry_run=args.dry_run, older_than=older)
+    report = await app.engine.cleanup_worktrees(dry_run=args.dry_run, older_than=args.older_than or 0.0)
     verb = "Would remove" if report.dry_run else "Removed"
     out.print(f"{verb} {len(report.removed)} worktree(s); {report.kept} still in use.")
     for path in report.removed:
@@ -240,12 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create = task.add_parser("create", help="run several agents on a new task")
     create.add_argument("title")
-    create.add_argument("--agent", action="append", help="agent profile (repeat for several)")
     create.add_argument("--description", default="")
-    create.add_argument("--strategy", choices=[s.value for s in Strategy])
-    create.add_argument("--threshold", type=float, help="cascade: quality needed to stop escalating")
-    create.add_argument("--base", help="base branch (default: the current branch)")
-    _run_flags(create)
+    _create_flags(create)
     create.set_defaults(handler=task_create)
 
     fork = task.add_parser("fork", help="add another attempt to a task")
@@ -306,11 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     worktree = groups.add_parser("worktree", help="manage worktrees").add_subparsers(dest="cmd", required=True)
     cleanup = worktree.add_parser("cleanup", help="remove worktrees of finished attempts")
     cleanup.add_argument("--dry-run", action="store_true")
-    cleanup.add_argument("--older-than", help="only attempts finished at least this long ago (e.g. 24h)")
+    cleanup.add_argument("--older-than", type=_duration, help="only attempts finished this long ago (e.g. 24h)")
     cleanup.set_defaults(handler=worktree_cleanup)
 
     cli_agents.add_parsers(groups)
+    cli_templates.add_parsers(groups, create=task_create, flags=_create_flags)
     cli_serve.add_parser(groups)
+    cli_config.add_parser(groups)
 
     processes = groups.add_parser("processes", help="agent processes").add_subparsers(dest="cmd", required=True)
     plist = processes.add_parser("list", help="list running agent processes")
@@ -318,6 +318,32 @@ def build_parser() -> argparse.ArgumentParser:
     plist.add_argument("--interval", type=float, default=1.0)
     plist.set_defaults(handler=processes_list)
     return parser
+
+
+def _create_flags(parser: argparse.ArgumentParser) -> None:
+    """The options of `task create` that a template does not set (`template use` takes them too)."""
+    parser.add_argument("--agent", action="append", help="agent profile (repeat for several)")
+    parser.add_argument("--strategy", choices=[s.value for s in Strategy])
+    parser.add_argument("--threshold", type=_fraction, help="cascade: quality in [0, 1] needed to stop escalating")
+    parser.add_argument("--base", help="base branch (default: the current branch)")
+    _run_flags(parser)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
@@ -328,6 +354,10 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
 async def _dispatch(args: argparse.Namespace, out: Console) -> int:
     app = open_local(args.repo, args.config, os.environ)
     handler: Handler = args.handler
+    # SIGTERM (a service manager, `kill`) stops like Ctrl-C: agents' process groups are killed, never orphaned.
+    this = asyncio.current_task()
+    assert this is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     try:
         await app.engine.start()
         return await handler(app, args, out)
@@ -345,18 +375,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Console(width=140)  # logs and pipes: wide enough that tables do not wrap
         args.no_live = True
     try:
+        if standalone := getattr(args, "standalone", None):  # needs no repository (config check)
+            return int(standalone(args))
         if args.group == "serve":
             return asyncio.run(cli_serve.run_serve(args))
         return asyncio.run(_dispatch(args, out))
     except USER_ERRORS as error:
         print(f"forgebot: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError) as stop:
         print(
             "forgebot: interrupted; running attempts were marked interrupted (retry them with task retry)",
             file=sys.stderr,
         )
-        return 130
+        return 130 if isinstance(stop, KeyboardInterrupt) else 143
 
 
 if __name__ == "__main__":

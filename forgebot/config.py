@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from forgebot.agents.builtin import BUILTIN_PROFILES
 from forgebot.core.models import AgentProfile, CheckSpec, Price, Strategy
+from forgebot.core.templates import Template, TemplateError, build_template
 
 REPO_CONFIG_PATH = ".github/forge.yml"
 PLACEHOLDERS = ("prompt", "prompt_file", "workdir", "model")
@@ -175,8 +176,50 @@ class Policy(_Strict):
     repo_may_set_agent_env: bool = True
 
 
+def _number_as_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("default", "must be text or a number, not true/false")
+    return str(value) if isinstance(value, int | float) else value
+
+
+class TemplateParamConfig(_Strict):
+    default: Annotated[str | None, BeforeValidator(_number_as_text)] = None  # None: the parameter is required
+    description: str = ""
+
+
+class TemplateConfig(_Strict):
+    """A prompt template (`templates: {NAME: ...}`): a template file's front matter keys, and `prompt` for its
+    body (forgebot/core/templates.py describes them and the `{{ param }}` placeholders)."""
+
+    prompt: str
+    description: str = ""
+    title: str = ""
+    agents: list[str] = Field(default_factory=list)
+    params: dict[str, TemplateParamConfig | None] = Field(default_factory=dict)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _list_of_names(cls, value: Any) -> Any:
+        return dict.fromkeys(value) if isinstance(value, list) else value  # `params: [file, line]`: all required
+
+    def to_template(self, name: str, source: str) -> Template:
+        return build_template(name, self.model_dump(), source)
+
+
+def _check_templates(configs: dict[str, TemplateConfig]) -> dict[str, TemplateConfig]:
+    # The placeholders, names and agents are checked by the same code as a template file's.
+    for name, config in configs.items():
+        try:
+            config.to_template(name, "")
+        except TemplateError as error:
+            where = f"{name}.{error.key}" if error.key else name
+            raise PydanticCustomError("template", f"{where}: {error.problem}") from None
+    return configs
+
+
 Agents = Annotated[dict[str, AgentConfig], AfterValidator(_check_agent_names)]
 Checks = Annotated[list[CheckConfig], AfterValidator(_check_unique_names)]
+Templates = Annotated[dict[str, TemplateConfig], AfterValidator(_check_templates)]
 
 
 class _Document(_Strict):
@@ -197,6 +240,7 @@ class Settings(_Document):
     checks: Checks = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     policy: Policy = Field(default_factory=Policy)
+    templates: Templates = Field(default_factory=dict)  # a repository's .github/forge/templates/*.md win
     data_dir: str | None = None
     store_url: str | None = None
     # Folders put in front of PATH for agents (where scripts/install-agents.sh put the CLIs).

@@ -1,5 +1,5 @@
 """Composition root for `forgebot serve`: settings → store, engine, GitHub client, clone cache, publisher,
-handlers and the aiohttp application (`POST /webhook`, `GET /healthz`, `GET /readyz`)."""
+handlers, metrics and the aiohttp application (`POST /webhook`, `GET /healthz`, `GET /readyz`, `GET /metrics`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from forgebot.engine.engine import Engine
 from forgebot.engine.layout import Layout
 from forgebot.engine.workspaces import Workspaces
 from forgebot.github.bot import Bot
+from forgebot.github.client import PyGithubClient
 from forgebot.github.handlers import register
 from forgebot.github.permissions import Permissions
 from forgebot.github.port import GitHubError, GitHubPort
@@ -25,6 +26,7 @@ from forgebot.github.publisher import Publisher, PublisherSettings, web_url
 from forgebot.github.routing import Router
 from forgebot.github.settings import BODY_LIMIT, BotSettings
 from forgebot.github.webhooks import Webhooks
+from forgebot.metrics import Metrics
 from forgebot.store import SqlStore, open_store
 
 log = structlog.get_logger(__name__)
@@ -44,6 +46,7 @@ class Daemon:
     bot: Bot
     webhooks: Webhooks
     app: web.Application
+    metrics: Metrics
 
     async def start(self) -> None:
         """Recover what a stopped daemon left: interrupted attempts are reported in their progress comments,
@@ -123,12 +126,17 @@ def build(
     publisher.auto_pr = bot.auto_pr
     router = Router()
     register(router, bot)
-    webhooks = Webhooks(behaviour.github.webhook_secrets, bot_store, router)
+    metrics = Metrics(store)
+    metrics.watch(engine.bus)
+    if isinstance(github, PyGithubClient):
+        github.observer = metrics
+    webhooks = Webhooks(behaviour.github.webhook_secrets, bot_store, router, on_result=metrics.webhook_result)
     app = web.Application(client_max_size=BODY_LIMIT + 1024)
-    daemon = Daemon(settings, behaviour, store, engine, github, bot, webhooks, app)
+    daemon = Daemon(settings, behaviour, store, engine, github, bot, webhooks, app, metrics)
     app.router.add_post("/webhook", webhooks.handle)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(daemon))
+    app.router.add_get("/metrics", metrics.handle)
     return daemon
 
 

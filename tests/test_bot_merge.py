@@ -24,8 +24,9 @@ async def test_merge_opens_a_ready_pr_and_merges_it_then_cleans_up(tmp_path: Pat
         pull = h.gh.pull(REPO, 2)
         assert (pull.head, pull.draft, pull.merged, pull.merge_method) == ("forge/1-claude", False, True, "merge")
         assert "(draft)" not in next(a for a in h.gh.actions if "open PR" in a)
-        # GitHub then sends pull_request.closed (merged): forgebot cleans up.
-        assert await h.deliver("pull_request", payloads.pull_closed(h.repo_payload, 2, "forge/1-claude", merged=True))
+        # GitHub then sends pull_request.closed (merged by forgebot itself): forgebot still cleans up.
+        closed = payloads.pull_closed(h.repo_payload, 2, "forge/1-claude", merged=True, sender="forgebot")
+        assert await h.deliver("pull_request", closed) == 202
         await h.until_idle()
         assert h.remote_branches() == ["main"]
         assert "PR #2 merged: removed 3 worktrees and deleted 3 branches." in h.comments()[0]

@@ -30,6 +30,24 @@ async def test_a_redelivery_runs_only_the_commands_that_did_not_finish(tmp_path:
         assert pulls(h) == [2]
 
 
+async def test_commands_a_crash_left_unfinished(tmp_path: Path) -> None:
+    async with BotHarness.start(tmp_path) as h:
+        await label(h)
+        await h.until_idle()
+        body = "/forge fork gemini\n/forge compare"
+        made = h.gh.add_comment(REPO, 1, body)
+        store = h.daemon.store.bot_store()
+        for line in (0, 1):  # a daemon was killed while doing both: their records say "started"
+            await asyncio.to_thread(store.begin_command, f"c{made.id}-{line}", verb="x", repo=REPO, now=1.0)
+        assert await redeliver(h, made.id, "guid-10") == 202
+        await h.until_idle()
+        assert len(await h.daemon.engine.attempts(1)) == 3  # a fork may have happened: not repeated blindly
+        [fork] = replies(h, f"c{made.id}-0")
+        assert "I was stopped while doing `/forge fork`" in fork
+        [compare] = replies(h, f"c{made.id}-1")  # harmless to repeat: done again
+        assert "I was stopped" not in compare and "claude" in compare
+
+
 async def test_a_reply_that_landed_before_a_502_is_not_posted_again(tmp_path: Path) -> None:
     async with BotHarness.start(tmp_path) as h:
         h.gh.fail("POST", r"/repos/acme/widgets/issues/1/comments$", 502, after=True)

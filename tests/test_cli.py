@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import FAKE_AGENT, PYTHON, git, make_repo
+from tests.support import FAKE_AGENT, PYTHON, git, make_repo, process_gone
 
 CONFIG = """\
 agents:
@@ -144,6 +145,20 @@ def test_errors_are_one_clear_line(setup: tuple[Path, Path], args: list[str], me
     assert message in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["worktree", "cleanup", "--older-than", "xyz"], "'xyz' is not a duration"),
+        (["task", "create", "X", "--threshold", "5"], "'5' is not a number from 0 to 1"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(setup: tuple[Path, Path], args: list[str], message: str) -> None:
+    repo, config = setup
+    done = forgebot(repo, config, *args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
 def test_bad_config_names_the_key(setup: tuple[Path, Path], tmp_path: Path) -> None:
     repo, _ = setup
     bad = tmp_path / "bad.yml"
@@ -190,3 +205,30 @@ def test_agents_check_runs_a_smoke_task_outside_the_repository(setup: tuple[Path
     assert git(repo, "branch", "--list", "forge/*") == ""  # nothing happened to the user's repository
     broken = forgebot(repo, config, "agents", "check", "claude")
     assert broken.returncode == 1 and "claude: failed" in broken.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_cli_kills_its_agents_and_leaves_nothing_queued(
+    setup: tuple[Path, Path], tmp_path: Path, signum: int
+) -> None:
+    repo, config = setup
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEBOT_")}
+    argv = [sys.executable, "-m", "forgebot.cli", "--repo", str(repo), "--config", str(config)]
+    create = [*argv, "task", "create", "Stop me", "--agent", "stuck", "--agent", "fast", "--no-live"]
+    process = subprocess.Popen(
+        create, env={**env, "FORGEBOT_LIMITS__MAX_PARALLEL": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    pidfile = tmp_path / "stuck.pid"
+    deadline = time.time() + 30
+    while not (pidfile.exists() and pidfile.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    agent_pid = int(pidfile.read_text())
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == (130 if signum == signal.SIGINT else 143)
+    assert "interrupted" in stderr.decode()
+    assert process_gone(agent_pid)
+    status = forgebot(repo, config, "task", "status", "1").stdout
+    assert "queued" not in status and status.count("interrupted") >= 2  # the running one and the waiting one
+    retried = forgebot(repo, config, "task", "retry", "1", "--attempt", "2", "--no-live")
+    assert retried.returncode == 0, retried.stderr

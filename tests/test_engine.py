@@ -265,6 +265,51 @@ async def test_cascade_stops_when_the_cheap_tier_is_good_enough(engine: Engine, 
     assert (attempts["pricey"].error or "").startswith("not needed: a cheaper tier reached quality")
 
 
+async def test_cascade_skipping_two_tiers_leaves_the_engine_free_for_more_work(engine: Engine, repo: Path) -> None:
+    # Skipping a tier used to re-enter the scheduler under its own lock: tier 3 stayed queued forever and the
+    # next submit on the same engine hung.
+    tiers = [agent(f"t{n}", "write", f"t{n}.txt", "x", tier=n) for n in (1, 2, 3)]
+    task = await engine.submit(
+        title="Cascade", description="", repo=str(repo), profiles=tiers, strategy=Strategy.CASCADE, checks=[UNITTEST]
+    )
+    attempts = statuses(await asyncio.wait_for(engine.wait_task(task.id), 30))
+    assert attempts == {"t1": S.SUCCEEDED, "t2": S.CANCELLED, "t3": S.CANCELLED}
+    again = await asyncio.wait_for(
+        engine.submit(title="Next", description="", repo=str(repo), profiles=[agent("solo", "write", "s.txt", "x")]),
+        10,
+    )
+    assert statuses(await asyncio.wait_for(engine.wait_task(again.id), 30)) == {"solo": S.SUCCEEDED}
+
+
+async def test_per_repo_limit_holds_across_tasks(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path, max_parallel=4, per_repo=1, per_agent=4)
+    await engine.start()
+    repos = [make_repo(tmp_path / "one"), make_repo(tmp_path / "two")]
+    running: dict[str, set[int]] = {str(r): set() for r in repos}
+    peaks = dict.fromkeys(running, 0)
+    repo_of: dict[int, str] = {}
+
+    def watch(event: EngineEvent) -> None:
+        if event.kind is EventKind.ATTEMPT_STATUS and event.attempt and event.task_id in repo_of:
+            bucket = running[repo_of[event.task_id]]
+            (bucket.add if event.attempt.status.active else bucket.discard)(event.attempt.id)
+            peaks[repo_of[event.task_id]] = max(peaks[repo_of[event.task_id]], len(bucket))
+
+    engine.bus.subscribe(watch)
+    tasks = []
+    for path in repos:
+        profiles = [agent(f"a{i}", "sleep", "0.3", "write", f"f{i}.txt", "x") for i in range(3)]
+        task = await engine.submit(title="Per repo", description="", repo=str(path), profiles=profiles, start=False)
+        repo_of[task.id] = task.repo
+        tasks.append(task)
+    for task in tasks:
+        await engine.serve(task.id)
+    for task in tasks:
+        assert {a.status for a in await asyncio.wait_for(engine.wait_task(task.id), 60)} == {S.SUCCEEDED}
+    assert peaks == dict.fromkeys(running, 1)
+    await engine.shutdown(grace=0)
+
+
 async def test_cascade_escalates_when_the_cheap_tier_fails(engine: Engine, repo: Path) -> None:
     cheap = agent("cheap", *breaking_change(), tier=1)
     pricey = agent("pricey", "write", "p.txt", "x", tier=2)

@@ -270,13 +270,18 @@ async def test_reactions_labels_and_permissions(api: Api) -> None:
 
 async def test_contents(api: Api) -> None:
     api.gh.set_file(REPO, ".github/forge.yml", "agents: [claude]\n")
+    api.gh.set_file(REPO, ".github/forge/templates/fix.md", "Fix it.\n")
 
     status, file, _ = await api.get(f"/repos/{REPO}/contents/.github/forge.yml?ref=main")
     listing = await api.get(f"/repos/{REPO}/contents/.github")
 
     assert status == 200 and file["encoding"] == "base64"
     assert base64.b64decode(file["content"]) == b"agents: [claude]\n"
-    assert [entry["path"] for entry in listing[1]] == [".github/forge.yml"]
+    # Only what is directly inside, folders as "dir", as GitHub lists a folder.
+    assert [(entry["path"], entry["type"]) for entry in listing[1]] == [
+        (".github/forge", "dir"),
+        (".github/forge.yml", "file"),
+    ]
     assert (await api.get(f"/repos/{REPO}/contents/nope.txt"))[0] == 404
     missing_ref = await api.get(f"/repos/{REPO}/contents/.github/forge.yml?ref=nope")
     assert (missing_ref[0], missing_ref[1]["message"]) == (404, "No commit found for the ref nope")
@@ -368,7 +373,7 @@ def test_thread_variant_serves_synchronous_code(fake_github: FakeGitHub) -> None
 
 
 async def test_a_local_bare_repository_supplies_branches_and_files(tmp_path: Path) -> None:
-    source = make_repo(tmp_path / "source", {".github/forge.yml": "agents: [codex]\n"})
+    source = make_repo(tmp_path / "source", {".github/forge.yml": "agents: [codex]\n", ".github/forge/t/a.md": "A"})
     bare = tmp_path / "remote.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(source), str(bare)], check=True)
     git(source, "push", "-q", str(bare), "HEAD:refs/heads/forge/1-claude")
@@ -378,10 +383,14 @@ async def test_a_local_bare_repository_supplies_branches_and_files(tmp_path: Pat
         gh.add_issue(REPO)
 
         file = await api.get(f"/repos/{REPO}/contents/.github/forge.yml?ref=forge/1-claude")
+        folder = await api.get(f"/repos/{REPO}/contents/.github?ref=main")
+        nested = await api.get(f"/repos/{REPO}/contents/.github/forge/t?ref=main")
         pull = await api.post(f"/repos/{REPO}/pulls", {"title": "T", "head": "forge/1-claude", "base": "main"})
         deleted = await api.call("DELETE", f"/repos/{REPO}/git/refs/heads/forge/1-claude")
 
     assert base64.b64decode(file[1]["content"]) == b"agents: [codex]\n"
+    assert [(e["name"], e["type"]) for e in folder[1]] == [("forge", "dir"), ("forge.yml", "file")]
+    assert [(e["path"], e["type"]) for e in nested[1]] == [(".github/forge/t/a.md", "file")]
     assert pull[0] == 201 and pull[1]["head"]["ref"] == "forge/1-claude"
     assert deleted[0] == 204
     assert git(bare, "for-each-ref", "--format=%(refname:short)", "refs/heads") == "main"

@@ -122,6 +122,19 @@ async def test_read_file(client: PyGithubClient, fake_github: FakeGitHub) -> Non
     assert await client.read_file(REPO, ".github", "main") is None  # a directory
 
 
+async def test_list_dir(client: PyGithubClient, fake_github: FakeGitHub) -> None:
+    fake_github.set_file(REPO, ".github/forge/templates/fix.md", "Fix it.")
+    fake_github.set_file(REPO, ".github/forge/templates/add-tests.md", "Add tests.")
+    fake_github.set_file(REPO, ".github/forge/templates/parts/header.md", "Header")
+    fake_github.set_file(REPO, ".github/forge/templates/new.md", "New", ref="other")
+
+    assert await client.list_dir(REPO, ".github/forge/templates", "main") == ["add-tests.md", "fix.md"]  # no folders
+    assert await client.list_dir(REPO, ".github/forge/templates", "other") == ["new.md"]
+    assert await client.list_dir(REPO, ".github/forge/missing", "main") is None
+    assert await client.list_dir(REPO, ".github/forge/templates", "no-such-branch") is None
+    assert await client.list_dir(REPO, ".github/forge/templates/fix.md", "main") is None  # a file
+
+
 async def test_pull_lifecycle(client: PyGithubClient, fake_github: FakeGitHub) -> None:
     fake_github.add_branch(REPO, "forge/1-claude", "forge/1-codex")
     fake_github.set_permission(REPO, "bob", "write")

@@ -323,6 +323,22 @@ def test_delete_attempts_counts_only_existing_rows(store: SqlStore) -> None:
     assert store.get_task(task.id) == task
 
 
+def test_status_counts_group_attempts_per_task_and_keep_empty_tasks(store: SqlStore) -> None:
+    busy, empty = make_task(store), make_task(store)
+    a, _, c = add(store, busy), add(store, busy), add(store, busy)
+    store.transition(a.id, AttemptStatus.PREPARING)
+    store.transition(c.id, AttemptStatus.CANCELLED)
+
+    rows = sorted(store.status_counts(), key=lambda row: (row[0], str(row[1])))
+
+    assert rows == [
+        (busy.id, AttemptStatus.CANCELLED, 1),
+        (busy.id, AttemptStatus.PREPARING, 1),
+        (busy.id, AttemptStatus.QUEUED, 1),
+        (empty.id, None, 0),
+    ]
+
+
 def test_open_twice_keeps_data_and_schema_version(store_url: str) -> None:
     first = open_store(store_url)
     task = make_task(first)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import socket
 import time
@@ -31,9 +32,9 @@ from forgebot.core.models import (
     Strategy,
     Task,
     Usage,
-    task_status,
 )
 from forgebot.core.scoring import Comparison, best_quality, compare
+from forgebot.core.summary import task_summary
 from forgebot.engine import housekeeping
 from forgebot.engine.events import EngineEvent, EventBus, EventKind
 from forgebot.engine.housekeeping import CleanupReport, EngineError
@@ -116,6 +117,8 @@ class Engine:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._stop_reason: dict[int, AttemptStatus] = {}
         self._tasks: dict[int, Task] = {}
+        # task id -> (attempt id, status, finished_at) of its attempts when it was last announced as finished
+        self._finished_as: dict[int, tuple[tuple[int, str, float | None], ...]] = {}
         self._pump_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._accepting = True
@@ -162,6 +165,19 @@ class Engine:
             self._stop(attempt_id, AttemptStatus.INTERRUPTED)
         if self._running:
             await asyncio.wait(list(self._running.values()))
+        if not self._served.everything:
+            await self._interrupt_queued()
+
+    async def _interrupt_queued(self) -> None:
+        """A CLI process is the only runner of its tasks: what it leaves queued would wait forever, so it becomes
+        interrupted (and retryable). A daemon leaves its queue alone; it picks it up again on restart."""
+        queued = await self._store(self.store.list_attempts, statuses=[AttemptStatus.QUEUED])
+        for attempt in queued:
+            if attempt.task_id not in self._served.task_ids:
+                continue
+            with contextlib.suppress(IllegalTransition):
+                error = "interrupted before it started: the forgebot process that was to run it stopped"
+                await self._transition(attempt.id, AttemptStatus.INTERRUPTED, finished_at=self.clock(), error=error)
 
     # -- submitting work ---------------------------------------------------------------------------
 
@@ -288,6 +304,7 @@ class Engine:
         # Queued ones first, so stopping a running attempt does not hand its slot to one we are about to cancel.
         order = sorted(targets, key=lambda a: a.status is not AttemptStatus.QUEUED)
         done = {a.id: (a if a.status.terminal else await self._cancel_one(a)) for a in order}
+        await self._after_attempt(task_id)  # attempts cancelled while queued never ran: the task may be done now
         return [done[a.id] for a in targets]
 
     async def _cancel_one(self, attempt: Attempt) -> Attempt:
@@ -366,7 +383,10 @@ class Engine:
                 if not await self._cascade_allows(task, attempt):
                     continue
                 busy.append((task.repo, attempt.agent))
-                self._running[attempt.id] = asyncio.create_task(self._run(task, attempt))
+                # A fresh context: the attempt's log lines must not carry the ids bound by whatever woke the
+                # pump (a webhook delivery, another task's attempt); the runner binds its own.
+                run = self._run(task, attempt)
+                self._running[attempt.id] = asyncio.create_task(run, context=contextvars.Context())
 
     async def _busy(self) -> list[tuple[str, str]]:
         """(repo, agent) of every attempt holding a slot, in any process sharing the store, and ours starting up."""
@@ -402,7 +422,7 @@ class Engine:
         reason = f"not needed: a cheaper tier reached quality {quality:.2f} (threshold {task.quality_threshold:.2f})"
         with contextlib.suppress(IllegalTransition):
             await self._transition(attempt.id, AttemptStatus.CANCELLED, finished_at=self.clock(), error=reason)
-        await self._after_attempt(task.id)
+        await self._announce(task.id)  # not _after_attempt: that pumps, and we are inside the pump's lock
         return False
 
     async def _run(self, task: Task, attempt: Attempt) -> None:
@@ -428,19 +448,21 @@ class Engine:
         await self._after_attempt(task.id)
 
     async def _after_attempt(self, task_id: int) -> None:
+        await self._announce(task_id)
+        await self._pump()
+
+    async def _announce(self, task_id: int) -> None:
+        """Wake the waiters; publish TASK_FINISHED once no attempt of the task is left to run."""
         self._changed.set()
         self._changed = asyncio.Event()
         attempts = await self.attempts(task_id)
         if attempts and all(a.status.terminal for a in attempts):
-            log.info(
-                "task_finished",
-                task=task_id,
-                status=str(task_status([a.status for a in attempts])),
-                attempts=len(attempts),
-                cost=compare(attempts).total_cost,  # None when no cost is known, never a false 0
-            )
-            self.bus.publish(EngineEvent(EventKind.TASK_FINISHED, task_id))
-        await self._pump()
+            # Two attempts finishing together both see the task finished: announce each outcome once.
+            outcome = tuple((a.id, a.status.value, a.finished_at) for a in attempts)
+            if self._finished_as.get(task_id) != outcome:
+                self._finished_as[task_id] = outcome
+                log.info("task_summary", **task_summary(await self.task(task_id), attempts))
+                self.bus.publish(EngineEvent(EventKind.TASK_FINISHED, task_id))
 
     # -- reading -----------------------------------------------------------------------------------
 

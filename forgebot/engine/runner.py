@@ -94,6 +94,12 @@ class AttemptRunner:
 
     async def run(self, stop_status: Callable[[], AttemptStatus]) -> Attempt:
         """`stop_status` tells what a cancellation means (cancelled by a user, or interrupted by shutdown)."""
+        # Bound for every line logged while this attempt runs (processes, workspaces, checks, agents).
+        ids = {"task": self.task.id, "attempt": self.attempt.id, "agent": self.attempt.agent}
+        with structlog.contextvars.bound_contextvars(**ids):
+            return await self._run_bound(stop_status)
+
+    async def _run_bound(self, stop_status: Callable[[], AttemptStatus]) -> Attempt:
         try:
             return await self._run()
         except asyncio.CancelledError:

@@ -16,6 +16,7 @@ from forgebot.core import sanitize
 from forgebot.core.commands import Target
 from forgebot.core.models import AgentProfile, Attempt, Task
 from forgebot.core.scoring import compare
+from forgebot.core.templates import with_issue
 from forgebot.engine.clones import Clones
 from forgebot.engine.engine import Engine
 from forgebot.engine.workspaces import WorkspaceError
@@ -144,10 +145,18 @@ class Bot:
     # -- tasks -------------------------------------------------------------------------------------
 
     async def start_task(
-        self, issue: Issue, agents: Sequence[str], *, requester: str, delivery: str, extra: str = ""
+        self,
+        issue: Issue,
+        agents: Sequence[str],
+        *,
+        requester: str,
+        delivery: str,
+        extra: str = "",
+        instructions: str = "",
     ) -> Task:
         """A task for the issue with these agents (or the default ones). Idempotent per delivery, so a
-        delivery resumed after a crash does not start the task twice."""
+        delivery resumed after a crash does not start the task twice. `instructions` (a rendered template) lead
+        the prompt, with the issue's text after them as context."""
         async with self._starts.setdefault((issue.repo, issue.number), asyncio.Lock()):
             existing = await asyncio.to_thread(self.store.link_for_delivery, delivery)
             if existing is not None:
@@ -162,6 +171,8 @@ class Bot:
             except WorkspaceError as error:
                 raise Refused(f"I could not fetch the repository: {error}") from None
             title, description = sanitize.prompt_from_issue(issue.title, issue.body, extra)
+            if instructions:
+                description = with_issue(instructions, issue.number, description)
             task = await self.engine.submit(
                 title=title or f"Issue #{issue.number}",
                 description=description,

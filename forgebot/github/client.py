@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 from github import Github, GithubException
@@ -59,6 +59,14 @@ class ClientStats:
     rate_limit_waits: int = 0
 
 
+class CallObserver(Protocol):
+    """Told of every request sent and every rate-limit wait (the daemon's metrics); cheap, never raises."""
+
+    def request(self, op: str, kind: str) -> None: ...
+
+    def rate_limited(self, op: str, wait: float) -> None: ...
+
+
 @dataclass
 class _Session:
     """The calls of one token or installation: one at a time, writes paced, all held while rate limited."""
@@ -84,11 +92,13 @@ class PyGithubClient:
         secondary_rate_wait: float = 60.0,
         token_refresh_margin: float = 300.0,
         timeout: int = 15,
+        observer: CallObserver | None = None,
     ) -> None:
         if (token is None) == (app_id is None or private_key is None):
             raise ValueError("PyGithubClient needs either a token or an app_id with its private_key")
         redact_pygithub_logs()
         self.stats = ClientStats()
+        self.observer = observer  # the composition root may set it after construction
         self._write_interval = write_interval
         self._max_attempts = max(1, max_attempts)
         self._backoff = backoff
@@ -179,6 +189,20 @@ class PyGithubClient:
             return content.decoded_content.decode("utf-8", errors="replace")
 
         return await self._run(repo, "read_file", Kind.READ, work)
+
+    async def list_dir(self, repo: str, path: str, ref: str) -> list[str] | None:
+        def work(r: Repository) -> list[str] | None:
+            try:
+                content = r.get_contents(path, ref=ref)
+            except GithubException as exc:
+                if exc.status == 404:  # no such folder, or no such ref
+                    return None
+                raise
+            if not isinstance(content, list):
+                return None  # a file
+            return sorted(entry.name for entry in content if entry.type == "file")
+
+        return await self._run(repo, "list_dir", Kind.READ, work)
 
     async def find_pull(self, repo: str, head_branch: str) -> PullInfo | None:
         def work(r: Repository) -> PullInfo | None:
@@ -290,11 +314,13 @@ class PyGithubClient:
             last = attempt == self._max_attempts
             await _sleep_until(session.blocked_until)
             try:
-                return await self._attempt(session, kind, fn)
+                return await self._attempt(session, op, kind, fn)
             except GithubException as exc:
                 wait = self._rate_limit_wait(exc)
                 if wait is not None and wait <= self._max_rate_limit_wait and not last:
                     self.stats.rate_limit_waits += 1
+                    if self.observer is not None:
+                        self.observer.rate_limited(op, wait)
                     session.blocked_until = max(session.blocked_until, time.monotonic() + wait)
                     log.warning("github_rate_limited", op=op, repo=repo, status=exc.status, wait=round(wait, 3))
                     continue
@@ -311,17 +337,23 @@ class PyGithubClient:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _attempt(self, session: _Session, kind: Kind, fn: Callable[[], T]) -> T:
+    async def _attempt(self, session: _Session, op: str, kind: Kind, fn: Callable[[], T]) -> T:
         if kind is Kind.READ:
             self.stats.reads += 1
+            self._observe(op, kind)
             return await _in_thread(session.lock, fn)
         async with session.write_lock:
             await _sleep_until(session.next_write)
             self.stats.writes += 1
+            self._observe(op, kind)
             try:
                 return await _in_thread(session.lock, fn)
             finally:
                 session.next_write = time.monotonic() + self._write_interval
+
+    def _observe(self, op: str, kind: Kind) -> None:
+        if self.observer is not None:
+            self.observer.request(op, kind.value)
 
     def _rate_limit_wait(self, exc: GithubException) -> float | None:
         """Seconds GitHub asks us to wait before repeating the request; None when it is not a rate limit."""

@@ -102,6 +102,11 @@ class GitHubPort(Protocol):
         """The text of a file at `ref`, or None when it does not exist."""
         ...
 
+    async def list_dir(self, repo: str, path: str, ref: str) -> list[str] | None:
+        """The names of the files (not folders) directly inside folder `path` at `ref`, sorted; None when there
+        is no such folder."""
+        ...
+
     async def find_pull(self, repo: str, head_branch: str) -> PullInfo | None:
         """The pull request (open or closed) whose head is `head_branch` in this repository, if any."""
         ...

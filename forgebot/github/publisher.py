@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -106,20 +107,22 @@ class Publisher:
 
     def _on_event(self, event: EngineEvent) -> None:
         if event.kind is EventKind.TASK_FINISHED:
-            self._spawn(self._finished(event.task_id))
+            self._spawn(event.task_id, self._finished(event.task_id))
         elif event.kind is EventKind.ATTEMPT_STATUS and event.attempt and event.attempt.status.terminal:
-            self._spawn(self._attempt_done(event.attempt))
+            self._spawn(event.task_id, self._attempt_done(event.attempt))
         elif event.kind in (EventKind.ATTEMPT_STATUS, EventKind.ATTEMPT_PROGRESS, EventKind.ATTEMPT_ADDED):
             self._schedule(event.task_id)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, task_id: int, work: Awaitable[None]) -> None:
         async def guarded() -> None:
+            structlog.contextvars.bind_contextvars(task=task_id)
             try:
                 await work
             except Exception:
                 log.exception("publisher_failed")
 
-        task = asyncio.create_task(guarded())
+        # A fresh context: the event may come from another task's attempt or a delivery; their ids do not apply.
+        task = asyncio.create_task(guarded(), context=contextvars.Context())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -130,12 +133,13 @@ class Publisher:
         wait = self._last_edit.get(task_id, 0.0) + self.settings.progress_interval - self._clock()
 
         async def later() -> None:
+            structlog.contextvars.bind_contextvars(task=task_id)
             await asyncio.sleep(max(0.0, wait))
             self._timers.pop(task_id, None)
             with contextlib.suppress(GitHubError):
                 await self.refresh(task_id)
 
-        self._timers[task_id] = asyncio.create_task(later())
+        self._timers[task_id] = asyncio.create_task(later(), context=contextvars.Context())
 
     async def settle(self) -> None:
         """Wait for the background work under way (tests and shutdown)."""
@@ -266,14 +270,8 @@ class Publisher:
             timer.cancel()
         await self.refresh(task_id)
         summary = compare(await self.engine.attempts(task_id))
-        log.info(
-            "task_finished",
-            task=task_id,
-            repo=link.repo,
-            issue=link.issue,
-            winner=summary.winner.agent if summary.winner else None,
-            cost=summary.total_cost,
-        )
+        # The engine writes the task's one `task_summary` line; this one says where it was reported.
+        log.info("task_reported", task=task_id, repo=link.repo, issue=link.issue)
         if self.auto_pr is not None and summary.winner is not None and not link.pr_number:
             await self.auto_pr(link)
 

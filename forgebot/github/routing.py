@@ -51,6 +51,10 @@ class Router:
         specific = self._handlers.get((event, action), []) if action is not None else []
         return [*specific, *self._handlers.get((event, None), [])]
 
+    def events(self) -> set[tuple[str, str | None]]:
+        """Every (event, action) some handler is registered for (action None: all of the event's actions)."""
+        return {key for key, handlers in self._handlers.items() if handlers}
+
     def wants(self, event: str, action: str | None) -> bool:
         return bool(self.handlers(event, action))
 

@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -33,6 +34,16 @@ def signature_valid(body: bytes, header: str | None, secrets: Sequence[str]) -> 
         return False
     given = header.encode()
     return any(hmac.compare_digest(signature(secret, body).encode(), given) for secret in secrets if secret)
+
+
+def issue_number(payload: dict[str, Any]) -> int | None:
+    """The issue or pull request a delivery is about, if any."""
+    for key in ("issue", "pull_request"):
+        item = payload.get(key)
+        number = item.get("number") if isinstance(item, dict) else None
+        if isinstance(number, int):
+            return number
+    return None
 
 
 def _reply(status: int, message: str) -> web.Response:
@@ -117,12 +128,20 @@ class Webhooks:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, hook: WebhookEvent) -> None:
-        bound = log.bind(delivery=hook.delivery, gh_event=hook.event, action=hook.action, repo=hook.repo)
-        started = self._clock()
-        failures = await self._router.dispatch(hook)
-        error = "; ".join(failures)[:2000] or None
-        await asyncio.to_thread(self._store.finish_delivery, hook.delivery, error=error, now=self._clock())
-        bound.info("delivery_handled", ok=error is None, seconds=round(self._clock() - started, 3))
+        # Every line the handlers log carries the delivery, repository and issue (its own task: no leaks).
+        ids = {"delivery": hook.delivery, "repo": hook.repo, "issue": issue_number(hook.payload)}
+        with structlog.contextvars.bound_contextvars(**ids):
+            started = self._clock()
+            failures = await self._router.dispatch(hook)
+            error = "; ".join(failures)[:2000] or None
+            await asyncio.to_thread(self._store.finish_delivery, hook.delivery, error=error, now=self._clock())
+            log.info(
+                "delivery_handled",
+                gh_event=hook.event,
+                action=hook.action,
+                ok=error is None,
+                seconds=round(self._clock() - started, 3),
+            )
 
     async def resume(self) -> int:
         """Run again the deliveries that a stopped daemon had accepted but not finished."""

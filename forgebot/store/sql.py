@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, IntegrityError
@@ -274,6 +274,17 @@ class SqlStore:
             return 0
         with self._write() as conn:
             return conn.execute(delete(attempts).where(attempts.c.id.in_(list(attempt_ids)))).rowcount
+
+    def status_counts(self) -> list[tuple[int, AttemptStatus | None, int]]:
+        """(task id, attempt status, number of its attempts with it), one row per pair; status None for a task
+        without attempts. One grouped query, for metrics: a task's status is derived from these."""
+        query = (
+            select(tasks.c.id, attempts.c.status, func.count(attempts.c.id))
+            .select_from(tasks.outerjoin(attempts, attempts.c.task_id == tasks.c.id))
+            .group_by(tasks.c.id, attempts.c.status)
+        )
+        with self._read() as conn:
+            return [(int(t), AttemptStatus(s) if s else None, int(n)) for t, s, n in conn.execute(query)]
 
     def bot_store(self) -> BotStore:
         """The GitHub bot's tables, on the same database and connection pool."""

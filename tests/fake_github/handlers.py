@@ -206,7 +206,7 @@ class Handlers:
         entries = repo.dir_entries(ref, path)
         if not entries:
             raise not_found()
-        return Reply(200, [self.shapes.dir_entry(repo, ref, p) for p in entries])
+        return Reply(200, [self.shapes.dir_entry(repo, ref, p, kind) for p, kind in entries])
 
     def get_ref(self, call: Call) -> Reply:
         repo = self.repo(call)

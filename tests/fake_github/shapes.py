@@ -186,10 +186,11 @@ class Shapes:
             "_links": {"self": api, "html": f"{self.web}/{repo.full_name}/blob/{ref}/{path}"},
         }
 
-    def dir_entry(self, repo: Repo, ref: str, path: str) -> JSON:
+    def dir_entry(self, repo: Repo, ref: str, path: str, kind: str = "file") -> JSON:
         data = self.content(repo, ref, path, "")
         for key in ("content", "encoding"):
             data.pop(key)
+        data["type"] = kind
         return data
 
     def installation(self, installation: Installation) -> JSON:

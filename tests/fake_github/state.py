@@ -159,13 +159,28 @@ class Repo:
         text = self.files.get((ref, path))
         local = self.local_git()
         if text is None and local is not None:
-            done = subprocess.run(["git", "-C", str(local), "show", f"{ref}:{path}"], capture_output=True, text=True)
+            # `cat-file blob`, not `show`: `show` prints a folder's listing as if it were a file.
+            show = ["git", "-C", str(local), "cat-file", "blob", f"{ref}:{path}"]
+            done = subprocess.run(show, capture_output=True, text=True)
             text = done.stdout if done.returncode == 0 else None
         return text
 
-    def dir_entries(self, ref: str, path: str) -> list[str]:
-        prefix = path.rstrip("/") + "/" if path.strip("/") else ""
-        return sorted({p for r, p in self.files if r == ref and p.startswith(prefix)})
+    def dir_entries(self, ref: str, path: str) -> list[tuple[str, str]]:
+        """(path, "file" | "dir") for what is directly inside folder `path` at `ref`, as GitHub lists a folder."""
+        prefix = path.strip("/") + "/" if path.strip("/") else ""
+        entries: dict[str, str] = {}
+        for r, p in self.files:
+            if r == ref and p.startswith(prefix):
+                name, slash, _ = p[len(prefix) :].partition("/")
+                entries[prefix + name] = "dir" if slash else "file"
+        local = self.local_git()
+        if local is not None:
+            listing = ["git", "-C", str(local), "ls-tree", ref, *([prefix] if prefix else [])]
+            done = subprocess.run(listing, capture_output=True, text=True)
+            for line in done.stdout.splitlines() if done.returncode == 0 else []:
+                info, _, name = line.partition("\t")
+                entries.setdefault(name, "dir" if info.split()[1] == "tree" else "file")
+        return sorted(entries.items())
 
     def next_number(self) -> int:
         return max(self.issues, default=0) + 1

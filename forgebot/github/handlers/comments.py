@@ -15,19 +15,21 @@ from forgebot.core import render
 from forgebot.core.commands import Command, Reply, Verb, parse
 from forgebot.core.models import AttemptStatus
 from forgebot.core.scoring import compare
+from forgebot.core.templates import TemplateError
 from forgebot.engine.housekeeping import EngineError
 from forgebot.github import merging
 from forgebot.github.bot import Bot, Issue, Refused
 from forgebot.github.publisher import plural
 from forgebot.github.routing import Router, WebhookEvent
 from forgebot.store.bot import CommandState
+from forgebot.templates import fetch_template
 
 log = structlog.get_logger(__name__)
 Action = Callable[[Bot, Issue, Command, str, str], Awaitable[str | None]]  # returns a reply, or None
-# Safe to run again when a crash left it unfinished (each looks before it acts); the others (fork, followup,
-# retry, template) may have started work already, so the user is told instead.
+# Safe to run again when a crash left it unfinished (each looks before it acts: run and template find their task
+# by this key); the others (fork, followup, retry) may have started work already, so the user is told instead.
 REPEATABLE = frozenset(
-    {Verb.RUN, Verb.STATUS, Verb.COMPARE, Verb.PICK, Verb.MERGE, Verb.CANCEL, Verb.CLEANUP, Verb.HELP}
+    {Verb.RUN, Verb.TEMPLATE, Verb.STATUS, Verb.COMPARE, Verb.PICK, Verb.MERGE, Verb.CANCEL, Verb.CLEANUP, Verb.HELP}
 )
 INTERRUPTED = (
     "I was stopped while doing `/forge {verb}` and cannot tell whether it took effect: "
@@ -186,7 +188,20 @@ async def _help(bot: Bot, issue: Issue, command: Command, sender: str, key: str)
 
 
 async def _template(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
-    raise Refused("templates are not configured on this server yet")
+    """A task on the issue whose prompt is the rendered template followed by the issue's text; the task keeps
+    the issue's title (its PR closes the issue) and runs the template's agents, else the configured ones."""
+    if issue.is_pull_request:
+        raise Refused("`/forge template` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+    assert command.name is not None  # the grammar requires it
+    settings = await bot.repo_settings(issue.repo, issue.default_branch)
+    try:
+        template = await fetch_template(bot.github, issue.repo, issue.default_branch, command.name, settings)
+        rendered = template.render(command.parameters)
+    except TemplateError as error:
+        raise Refused(str(error)) from None
+    await bot.start_task(issue, rendered.agents, requester=sender, delivery=key, instructions=rendered.description)
+    log.info("template_used", repo=issue.repo, issue=issue.number, template=template.name, source=template.source)
+    return None
 
 
 ACTIONS: dict[Verb, Action] = {
