@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from tests import payloads
 from tests.bot_harness import REPO, BotHarness
@@ -44,3 +45,8 @@ def replies(h: BotHarness, key: str, number: int = 1) -> list[str]:
 
 async def delivery_status(h: BotHarness, delivery: str) -> str:
     return str((await asyncio.to_thread(h.daemon.store.bot_store().get_delivery, delivery)).status)
+
+
+def visible(body: str) -> str:
+    """A reply as people read it: without the hidden marker on its last line."""
+    return re.sub(r"\n\n<!-- forgebot:reply=[A-Za-z0-9:._-]+ -->\Z", "", body)
