@@ -242,9 +242,14 @@ class Publisher:
         told on the pull request, a new commit in the progress comment."""
         task = await self.engine.task(link.task_id)
         token = await self.github.git_token(link.repo)
-        pull = await self._open_pull_of(link, attempt)
         try:
-            await asyncio.to_thread(self.clones.push, task.repo, attempt.branch, token, force=pull is None)
+            pull = await self._open_pull_of(link, attempt)
+            force = pull is None
+        except GitHubError as error:  # not knowing whether it is a PR's branch: push, but never rewrite it
+            log.warning("pull_lookup_failed", task=task.id, pull=link.pr_number, status=error.status)
+            pull, force = None, False
+        try:
+            await asyncio.to_thread(self.clones.push, task.repo, attempt.branch, token, force=force)
         except WorkspaceError as error:
             log.warning("branch_push_failed", task=task.id, attempt=attempt.id, branch=attempt.branch, error=str(error))
             if pull is not None and attempt.commit_sha:
