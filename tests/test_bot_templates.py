@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests import payloads
 from tests.bot_harness import REPO, BotHarness, assert_golden, fake_agent
+from tests.bot_steps import visible
 from tests.support import PYTHON
 
 COPY_PROMPT = "import shutil, sys; shutil.copy(sys.argv[1], 'prompt.txt')"
@@ -92,7 +93,7 @@ async def test_template_errors_are_replies_and_start_nothing(tmp_path: Path) -> 
         )
         await h.until_idle()
         assert await asyncio.to_thread(h.daemon.store.list_tasks) == []
-        replies = h.comments()
+        replies = [visible(body) for body in h.comments()]
         assert replies[:5] == [
             "⚠️ unknown template `nope` (available: broken, fix-bug, review)",
             "⚠️ template `fix-bug`: missing parameter file (usage: fix-bug file=<file> [line=1])",
@@ -110,7 +111,7 @@ async def test_template_without_any_defined_says_how_to_add_one(tmp_path: Path) 
     async with BotHarness.start(tmp_path, agents=agents()) as h:
         await _comment(h, "/forge template fix-bug file=a.py")
         await h.until_idle()
-        assert h.comments() == [
+        assert [visible(body) for body in h.comments()] == [
             "⚠️ unknown template `fix-bug` (none is defined: add `.github/forge/templates/fix-bug.md` on `main` "
             "or a `templates:` entry to the config)"
         ]

@@ -192,6 +192,59 @@ async def test_merge_and_delete_branch(api: Api) -> None:
     assert api.gh.actions == ["o/r#2: merge PR (squash)", "o/r: delete branch forge/1-a"]
 
 
+async def test_merge_refuses_drafts_and_disallowed_methods_like_github(api: Api) -> None:
+    draft = api.gh.add_pull(REPO, "forge/1-a", draft=True)
+    api.gh.repos[REPO].allow_merge_commit = False
+
+    as_draft = await api.call("PUT", f"/repos/{REPO}/pulls/{draft.number}/merge", {"merge_method": "squash"})
+    api.gh.pull(REPO, draft.number).draft = False
+    as_merge = await api.call("PUT", f"/repos/{REPO}/pulls/{draft.number}/merge", {})  # "merge" is the default
+    _, repo, _ = await api.get(f"/repos/{REPO}")
+
+    assert (as_draft[0], as_draft[1]["message"]) == (405, "Pull Request is still a draft")
+    assert (as_merge[0], as_merge[1]["message"]) == (405, "Merge commits are not allowed on this repository.")
+    assert (repo["allow_squash_merge"], repo["allow_merge_commit"], repo["allow_rebase_merge"]) == (True, False, True)
+    assert api.gh.actions == []
+
+
+async def test_graphql_marks_ready_and_answers_errors_like_github(api: Api) -> None:
+    draft = api.gh.add_pull(REPO, "forge/1-a", draft=True)
+    query = "mutation M($input: MarkPullRequestReadyForReviewInput!) { markPullRequestReadyForReview(input: $input) "
+    query += "{ clientMutationId pullRequest { isDraft } } }"
+    _, pull, _ = await api.get(f"/repos/{REPO}/pulls/{draft.number}")
+
+    ready = await api.post("/graphql", {"query": query, "variables": {"input": {"pullRequestId": pull["node_id"]}}})
+    unknown = await api.post("/graphql", {"query": query, "variables": {"input": {"pullRequestId": "PR_9_9"}}})
+    other = await api.post("/graphql", {"query": "{ viewer { login } }", "variables": {}})
+    user = await api.get("/user")
+
+    assert ready[:2] == (200, {"data": {"markPullRequestReadyForReview": {
+        "clientMutationId": None, "pullRequest": {"isDraft": False}}}})  # fmt: skip
+    assert unknown[0] == 200 and unknown[1]["errors"][0]["type"] == "NOT_FOUND"
+    assert other[0] == 200 and "errors" in other[1]
+    assert (user[0], user[1]["login"]) == (200, "forgebot")
+    assert api.gh.actions == ["o/r#2: ready for review"]
+
+
+async def test_commit_checks_follow_the_branch(tmp_path: Path) -> None:
+    source = make_repo(tmp_path / "source")
+    async with FakeGitHub() as gh, aiohttp.ClientSession() as session:
+        gh.add_repo(REPO, clone_url=str(source))
+        api = Api(gh, session)
+        first = git(source, "rev-parse", "main")
+        gh.add_check(REPO, "main", "tests", "failure")
+        git(source, "commit", "-q", "--allow-empty", "-m", "more")
+        gh.set_status(REPO, "main", "ci", "pending")
+
+        _, old, _ = await api.get(f"/repos/{REPO}/commits/{first}/check-runs")
+        _, new, _ = await api.get(f"/repos/{REPO}/commits/main/status")
+        _, bare, _ = await api.get(f"/repos/{REPO}/commits/{first}/status")
+
+    assert [(r["name"], r["conclusion"]) for r in old["check_runs"]] == [("tests", "failure")]
+    assert (new["state"], [s["context"] for s in new["statuses"]]) == ("pending", ["ci"])
+    assert (bare["state"], bare["total_count"]) == ("pending", 0)
+
+
 async def test_reactions_labels_and_permissions(api: Api) -> None:
     comment = api.gh.add_comment(REPO, 1, "hi")
     api.gh.set_permission(REPO, "mia", "maintain")
@@ -298,6 +351,9 @@ async def test_prefix_mount() -> None:
             body = await inside.json()
         async with session.get(f"{gh.root}/repos/{REPO}", headers=headers) as outside:
             assert outside.status == 404
+        async with session.post(f"{gh.root}/api/graphql", json={"query": "{}"}, headers=headers) as graphql:
+            assert graphql.status == 200  # GitHub Enterprise: GraphQL beside the REST root
+        gh.requests.pop()
         root = gh.root
     assert inside.status == 200 and body["url"] == f"{root}/api/v3/repos/{REPO}"
     assert [(r["path"], r["status"]) for r in gh.requests] == [(f"/repos/{REPO}", 200), (f"/repos/{REPO}", 404)]

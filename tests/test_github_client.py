@@ -146,13 +146,19 @@ async def test_pull_lifecycle(client: PyGithubClient, fake_github: FakeGitHub) -
     await client.edit_pull_body(REPO, opened.number, "Closes #1\n\nbetter")
     await client.request_review(REPO, opened.number, ["bob"])
     await client.add_labels(REPO, opened.number, ["forge", "forge:done"])
-    merged = await client.merge_pull(REPO, opened.number)
+    with pytest.raises(GitHubError, match="Pull Request is still a draft") as draft:
+        await client.merge_pull(REPO, opened.number)
+    assert draft.value.status == 405
+    await client.mark_ready(REPO, opened.number)
+    await client.mark_ready(REPO, opened.number)  # already ready: nothing sent
+    merged = await client.merge_pull(REPO, opened.number, sha=opened.head_sha)
 
-    assert opened == PullInfo(2, "forge/1-claude", "main", "open", False, True, f"{fake_github.root}/{REPO}/pull/2")
+    url, sha = f"{fake_github.root}/{REPO}/pull/2", fake_github.pull(REPO, 2).head_sha
+    assert opened == PullInfo(2, "forge/1-claude", "main", "open", False, True, url, (), sha)
     assert merged is True
     after = await client.get_pull(REPO, opened.number)
-    assert (after.state, after.merged, after.labels) == ("closed", True, ("forge", "forge:done"))
-    assert await client.find_pull(REPO, "forge/1-claude") == after
+    assert (after.state, after.merged, after.labels, after.draft) == ("closed", True, ("forge", "forge:done"), False)
+    assert (await client.find_pull(REPO, "forge/1-claude"), after.requested_reviewers) == (after, ("bob",))
     assert await client.delete_branch(REPO, "forge/1-codex") is True
     assert await client.delete_branch(REPO, "forge/1-codex") is False  # 422 "Reference does not exist"
     assert fake_github.actions == [
@@ -160,6 +166,7 @@ async def test_pull_lifecycle(client: PyGithubClient, fake_github: FakeGitHub) -
         f"{REPO}#2: edit PR (body)",
         f"{REPO}#2: request review bob",
         f"{REPO}#2: add labels forge, forge:done",
+        f"{REPO}#2: ready for review",
         f"{REPO}#2: merge PR (squash)",
         f"{REPO}: delete branch forge/1-codex",
     ]
@@ -185,14 +192,56 @@ async def test_duplicate_pull_raises_422(client: PyGithubClient, fake_github: Fa
     assert len(fake_github.requests_to("POST", r"/pulls$")) == 1
 
 
-async def test_merge_refused_returns_false(client: PyGithubClient, fake_github: FakeGitHub) -> None:
+async def test_merge_refused_raises_githubs_reason(client: PyGithubClient, fake_github: FakeGitHub) -> None:
     issue = fake_github.add_pull(REPO, "forge/1-claude")
     fake_github.pull(REPO, issue.number).mergeable = False
+    squash_only = fake_github.add_pull(REPO, "forge/1-codex")
+    fake_github.repos[REPO].allow_rebase_merge = False
 
-    assert await client.merge_pull(REPO, issue.number, method="rebase") is False
-    assert fake_github.actions == []
+    with pytest.raises(GitHubError, match="HTTP 405 Pull Request is not mergeable"):
+        await client.merge_pull(REPO, issue.number, method="rebase")
+    with pytest.raises(GitHubError, match="Rebase merges are not allowed on this repository"):
+        await client.merge_pull(REPO, squash_only.number, method="rebase")
+    with pytest.raises(GitHubError, match="HTTP 409 Head branch was modified") as moved:
+        await client.merge_pull(REPO, squash_only.number, method="squash", sha="f" * 40)
+    assert moved.value.status == 409 and fake_github.actions == []
     with pytest.raises(ValueError, match="merge method"):
         await client.merge_pull(REPO, issue.number, method="octopus")
+    info = await client.get_repo(REPO)
+    assert (info.allow_squash_merge, info.allow_merge_commit, info.allow_rebase_merge) == (True, True, False)
+
+
+async def test_commit_checks_read_statuses_and_check_runs(client: PyGithubClient, fake_github: FakeGitHub) -> None:
+    fake_github.add_branch(REPO, "forge/1-claude", "forge/1-codex")
+    fake_github.set_status(REPO, "forge/1-claude", "ci/legacy", "success")
+    fake_github.set_status(REPO, "forge/1-claude", "ci/lint", "error")
+    fake_github.add_check(REPO, "forge/1-claude", "tests", "failure")
+    fake_github.add_check(REPO, "forge/1-claude", "docs", "skipped")
+    fake_github.add_check(REPO, "forge/1-claude", "build", None, status="in_progress")
+    sha = (
+        await client.create_pull(REPO, title="t", body="b", head="forge/1-claude", base="main", draft=False)
+    ).head_sha
+
+    found = await client.commit_checks(REPO, sha)
+    none = await client.commit_checks(REPO, (await client.create_pull(
+        REPO, title="t", body="b", head="forge/1-codex", base="main", draft=False)).head_sha)  # fmt: skip
+
+    assert [(c.name, c.state) for c in found] == [
+        ("ci/legacy", "success"),
+        ("ci/lint", "failure"),
+        ("tests", "failure"),
+        ("docs", "success"),
+        ("build", "pending"),
+    ]
+    assert none == []  # GitHub says "pending" with no statuses: that is no checks, not a pending one
+    with pytest.raises(GitHubError) as unknown:
+        await client.commit_checks(REPO, "nope")
+    assert unknown.value.status == 422
+
+
+async def test_own_login_with_a_token(client: PyGithubClient, fake_github: FakeGitHub) -> None:
+    assert await client.own_login() == "forgebot"
+    assert fake_github.requests[-1]["path"] == "/user"
 
 
 async def test_merge_that_landed_before_a_502_is_reported_merged(
@@ -464,6 +513,21 @@ async def test_app_auth_end_to_end(app_github: FakeGitHub, app_key: tuple[str, s
     assert all(claims["iss"] == str(APP_ID) for claims in app_github.jwts) and len(app_github.jwts) == 3
     with pytest.raises(NotFoundOnGitHub):
         await client.get_repo("octo/private")  # not installed there
+    assert await client.own_login() == "forgebot[bot]"  # GET /app: an installation token cannot GET /user
+
+
+async def test_an_app_marks_a_pull_ready_through_graphql(app_github: FakeGitHub, app_key: tuple[str, str]) -> None:
+    client = app_client(app_github, app_key[0])
+    draft = app_github.add_pull(REPO, "forge/1-claude", draft=True)
+    elsewhere = app_github.add_pull("octo/private", "forge/1-x", draft=True)
+
+    await client.mark_ready(REPO, draft.number)
+
+    assert app_github.pull(REPO, draft.number).draft is False
+    [mutation] = app_github.requests_to("POST", "/graphql$")
+    assert "markPullRequestReadyForReview" in mutation["json"]["query"]
+    with pytest.raises(NotFoundOnGitHub):
+        await client.mark_ready("octo/private", elsewhere.number)  # not installed there: REST says 404 first
 
 
 async def test_concurrent_calls_share_one_token_request(app_github: FakeGitHub, app_key: tuple[str, str]) -> None:

@@ -81,3 +81,19 @@ def test_repository_may_turn_on_auto_pr() -> None:
     merged = merge(Settings(), load_repo_config("auto_pr: true\n"))
     assert bot_settings(merged, {}).bot.auto_pr is True
     assert bot_settings(merge(Settings(), load_repo_config("defaults: {agents: []}\n")), {}).bot.auto_pr is False
+
+
+@pytest.mark.parametrize(
+    ("levels", "problem"),
+    [
+        (["triage"], "must be among admin, maintain, write"),
+        (["maintain", "read"], "got 'read'"),
+        ([], "at least 1 item"),
+    ],
+)
+def test_merge_permissions_stay_at_write_or_above(levels: list[str], problem: str) -> None:
+    default = bot_settings(Settings.model_validate({}), {})
+    assert default.bot.merge_permissions == ["admin", "maintain", "write"]
+    with pytest.raises(ConfigError, match=r"bot\.merge_permissions") as caught:
+        bot_settings(Settings.model_validate({"bot": {"merge_permissions": levels}}), {})
+    assert problem in str(caught.value)

@@ -29,12 +29,14 @@ from forgebot.core.render import (
     compare_reply,
     error_reply,
     find_marker,
+    find_reply_key,
     help_reply,
     marker,
     pr_body,
     pr_title,
     progress_comment,
     refusal,
+    reply_marker,
     size,
     status_reply,
 )
@@ -457,3 +459,16 @@ def test_pr_body_stays_within_budget() -> None:
     assert "more ranked attempts not shown" in body
     said = [line for line in body.split("\n") if line.startswith("> ")]
     assert 0 < sum(map(len, said)) <= 3_200  # the agent's summary is capped
+
+
+def test_reply_markers_are_read_from_the_last_line_only() -> None:
+    marker = reply_marker("c12-0")
+    assert marker == "<!-- forgebot:reply=c12-0 -->"
+    assert find_reply_key(f"Opened #2.\n\n{marker}") == "c12-0"
+    assert find_reply_key(f"{marker}\n") == "c12-0"
+    assert find_reply_key(f"> Opened #2.\n>\n> {marker}") is None  # someone quoting us
+    assert find_reply_key(f"{marker}\nand more after it") is None
+    assert find_reply_key("no marker") is None
+    for bad in ("", "has space", "x" * 101, "-leading", "a>b"):
+        with pytest.raises(ValueError, match="bad reply key"):
+            reply_marker(bad)

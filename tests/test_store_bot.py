@@ -8,7 +8,7 @@ import pytest
 
 from forgebot.core.models import Strategy
 from forgebot.store import NotFound, SqlStore, open_store
-from forgebot.store.bot import BotStore, DeliveryStatus, IssueTask
+from forgebot.store.bot import BotStore, CommandRun, CommandState, DeliveryStatus, IssueTask
 
 
 @pytest.fixture
@@ -83,3 +83,19 @@ def test_issue_links(stores: tuple[SqlStore, BotStore]) -> None:
     store.delete_task(ids[0])  # links go with their task
     with pytest.raises(NotFound):
         bot.get_link(ids[0])
+
+
+def test_commands_run_once_and_keep_their_answer(stores: tuple[SqlStore, BotStore]) -> None:
+    _, bot = stores
+    begin = lambda key: bot.begin_command(key, verb="fork", repo="o/r", now=1.0)  # noqa: E731
+    assert begin("c7:0") == CommandRun(CommandState.NEW)
+    assert begin("c7:0") == CommandRun(CommandState.INTERRUPTED)  # pending: an earlier run stopped midway
+    assert bot.pending_deliveries() == []  # command rows are never resumed as webhook deliveries
+    bot.finish_command("c7:0", answer="Opened #2.", error=None, now=2.0)
+    assert begin("c7:0") == CommandRun(CommandState.DONE, "Opened #2.")
+    assert begin("c7:1") == CommandRun(CommandState.NEW)
+    bot.finish_command("c7:1", answer=None, error="GitHubError: 502", now=2.0)
+    assert begin("c7:1") == CommandRun(CommandState.NEW)  # failed: runs again
+    assert bot.get_delivery("c7:1").tries == 2
+    bot.finish_command("c7:1", answer=None, error=None, now=3.0)
+    assert begin("c7:1") == CommandRun(CommandState.DONE, None)

@@ -1,10 +1,12 @@
 """The `/forge` comment grammar and the trigger label. Pure: no IO, no clock.
 
 `parse(comment)` returns one `Command` or `Reply` per command line, in order; an empty list means the
-comment is not for us. A command line starts with `/forge` (after optional whitespace, any case) followed by
-a space or the end of the line. Lines inside fenced code blocks, quoted lines (`>`), mid-line mentions and
-anything GitHub hides (HTML comments, invisible characters: the comment is `sanitize.clean`ed first) are
-never commands. Arguments are shell-style tokens; verbs are case-insensitive; agent names are lowercased.
+comment is not for us. A command line starts with `/forge` (after at most three columns of indentation, any
+case) followed by a space or the end of the line. Lines inside fenced code blocks, lines indented four columns
+or more (a markdown indented code block; a tab counts to the next multiple of four), quoted lines (`>`),
+mid-line mentions and anything GitHub hides (HTML comments, invisible characters: the comment is
+`sanitize.clean`ed first) are never commands. Arguments are shell-style tokens; verbs are case-insensitive;
+agent names are lowercased.
 
 `followup` text is the rest of its line after the first `--` argument (taken verbatim, not tokenized, so
 "don't" needs no quoting) plus every following line of the comment up to the next command line, code blocks
@@ -32,6 +34,7 @@ AGENT_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 _NUMBER_RE = re.compile(r"#?(-?\d+)")  # negative numbers are caught here, not taken for unknown options
 _MAX_DIGITS = 18  # int() refuses very long digit strings; no attempt number is this long anyway
+_CODE_INDENT = 4  # columns: a line indented this much is an indented code block in markdown
 _COMMAND_RE = re.compile(r"[ \t]*/forge(?:[ \t]+(.*)|[ \t]*)", re.IGNORECASE)
 
 
@@ -101,7 +104,7 @@ def parse(text: str, trigger: str = "forge") -> list[Command | Reply]:
     `trigger` is the trigger label, for the help in replies."""
     results: list[Command | Reply] = []
     followup: list[str] | None = None  # lines collected for the followup command that is last in `results`
-    for line, is_command in _lines(clean(text)):
+    for line, is_command in _lines(clean(text, keep_indent=True)):
         if not is_command:
             if followup is not None:
                 followup.append(line)
@@ -138,7 +141,20 @@ def _lines(text: str) -> Iterator[tuple[str, bool]]:
         elif (fence := fence_opening(line)) is not None:
             yield line, False
         else:
-            yield line, _COMMAND_RE.fullmatch(line) is not None
+            yield line, _COMMAND_RE.fullmatch(line) is not None and _indent(line) < _CODE_INDENT
+
+
+def _indent(line: str) -> int:
+    """Columns of leading whitespace, tabs stopping at multiples of four as in CommonMark."""
+    width = 0
+    for char in line:
+        if char == " ":
+            width += 1
+        elif char == "\t":
+            width += 4 - width % 4
+        else:
+            break
+    return width
 
 
 def _finish_followup(results: list[Command | Reply], lines: list[str] | None) -> None:

@@ -1,7 +1,8 @@
 """The markdown forgebot posts: the progress comment, the pull request, short replies. Pure: no IO, no clock.
 
 Every body we may later edit starts with a hidden marker (`marker`), which `find_marker` reads back from the
-start of a body only, so a quote or a copy of our comment elsewhere is never taken for ours.
+start of a body only, so a quote or a copy of our comment elsewhere is never taken for ours. Replies to commands
+end with a marker of their own (`reply_marker`, on the last line), found again before a reply is repeated.
 
 Text from agents, logs and issues is untrusted. In prose and table cells (`_inline`) it loses control
 characters; `<`, `@name` and `#123` get a zero-width joiner after the first character (no HTML, no comment
@@ -33,6 +34,8 @@ BranchUrl = Callable[[str], str | None]  # branch name -> link, None when the br
 
 _KIND_RE = re.compile(r"[a-z][a-z0-9_-]*")
 _MARKER_RE = re.compile(r"\s*<!--\s*forgebot:task=(\d{1,18})\s+kind=([a-z][a-z0-9_-]*)\s*-->")
+_REPLY_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,99}")
+_REPLY_MARKER_RE = re.compile(r"(?:\A|\n)<!--\s*forgebot:reply=([A-Za-z0-9][A-Za-z0-9:._-]{0,99})\s*-->\s*\Z")
 _REFERENCE_RE = re.compile(r"@(?=[A-Za-z0-9])|#(?=\d)")
 _ZWJ = "\u200d"  # invisible, and breaks a mention, a reference, a tag or "<!--" where it stands
 _LOGIN_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?")
@@ -76,6 +79,19 @@ def find_marker(body: str) -> tuple[int, str] | None:
     """(task id, kind) of the marker that starts `body`, if any."""
     found = _MARKER_RE.match(body)
     return (int(found[1]), found[2]) if found else None
+
+
+def reply_marker(key: str) -> str:
+    """The hidden last line of a reply to a command, so a retry finds the reply instead of posting it again."""
+    if not _REPLY_KEY_RE.fullmatch(key):
+        raise ValueError(f"bad reply key: {key!r}")
+    return f"<!-- forgebot:reply={key} -->"
+
+
+def find_reply_key(body: str) -> str | None:
+    """The key of the reply marker on the last line of `body` (a quote of it starts with "> ": not ours)."""
+    found = _REPLY_MARKER_RE.search(body)
+    return found[1] if found else None
 
 
 def branch_links(repo_url: str, base: str | None = None) -> BranchUrl:
@@ -175,6 +191,23 @@ def refusal(user: str, reason: str) -> str:
 def error_reply(message: str) -> str:
     """`message` is forgebot's own markdown (a `commands.Reply`, say), posted as is."""
     return f"⚠️ {message}"
+
+
+def pushed_to_pull(attempt: Attempt, pull: int) -> str:
+    """The progress comment's line for a follow-up pushed to the pull request's branch."""
+    sha = _inline(attempt.commit_sha or "", 12)[:7]
+    return f"Pushed the follow-up of attempt {attempt.id} ({_agent(attempt)}) to PR #{pull}: now at `{sha}`."
+
+
+def push_refused(attempt: Attempt, pull: int) -> str:
+    """The reply on the pull request when its branch moved under us and a follow-up cannot be pushed."""
+    sha = _inline(attempt.commit_sha or "", 12)[:7]
+    return (
+        f"⚠️ I could not push the follow-up of attempt {attempt.id} ({_agent(attempt)}) to "
+        f"`{_inline(attempt.branch, _CELL)}`: the branch has commits I do not have (did someone else push to it?). "
+        f"I overwrote nothing; the follow-up is commit `{sha}` in my worktree. Bring the branch back to my last "
+        "commit, or carry on by hand."
+    )
 
 
 def status_reply(task: Task, attempts: Sequence[Attempt], *, progress_url: str | None = None) -> str:

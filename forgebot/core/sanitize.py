@@ -52,8 +52,10 @@ def plain(text: str) -> str:
     return _ANSI_RE.sub("", text).translate(_INVISIBLE)
 
 
-def clean(text: str) -> str:
-    """Issue or comment markdown reduced to what GitHub shows a reader (see the module docstring)."""
+def clean(text: str, *, keep_indent: bool = False) -> str:
+    """Issue or comment markdown reduced to what GitHub shows a reader (see the module docstring).
+    `keep_indent`: strip blank lines only at the start, so the first line keeps its indentation (the command
+    parser needs it: four spaces make a code block)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_INVISIBLE)
     kept: list[str] = []
     blank = False
@@ -64,7 +66,8 @@ def clean(text: str) -> str:
                 continue
         blank = not in_code and not line
         kept.append(line)
-    return "\n".join(kept).strip()
+    joined = "\n".join(kept)
+    return joined.strip("\n").rstrip() if keep_indent else joined.strip()
 
 
 def clean_title(title: str, limit: int = TITLE_LIMIT) -> str:

@@ -23,6 +23,7 @@ from forgebot.engine.workspaces import WorkspaceError
 from forgebot.github.permissions import Permissions, is_bot
 from forgebot.github.port import GitHubError, GitHubPort
 from forgebot.github.publisher import Publisher
+from forgebot.github.replies import post_once
 from forgebot.github.routing import WebhookEvent
 from forgebot.github.settings import BotSettings
 from forgebot.store.bot import BotStore, IssueTask
@@ -77,25 +78,45 @@ class Bot:
     permissions: Permissions
     clock: Callable[[], float] = time.time
     _starts: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict)
+    _login: str | None = None
+    _login_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # -- who and where -----------------------------------------------------------------------------
 
-    def ignored(self, event: WebhookEvent) -> str | None:
+    async def ignored(self, event: WebhookEvent) -> str | None:
         """Why an event must not trigger work, or None."""
         sender: Mapping[str, Any] | None = event.payload.get("sender")
         if is_bot(sender, self.behaviour.bot.allowed_bots):
             return "sender is a bot"
         if event.repo is None or not self.behaviour.repos.allows(event.repo):
             return "repository not allowed"
+        login = await self.own_login()
+        if login is not None and str((sender or {}).get("login", "")).lower() == login.lower():
+            return "sender is forgebot itself"  # a personal token's user is no [bot]: known by its login
         return None
 
-    async def authorize(self, repo: str, user: str) -> str | None:
-        """None when `user` may act; else the polite reason."""
-        allowed, why = await self.permissions.may_write(repo, user)
+    async def own_login(self) -> str | None:
+        """The login forgebot acts as, asked of GitHub once; None while GitHub cannot say (asked again later)."""
+        async with self._login_lock:
+            if self._login is None:
+                try:
+                    self._login = await self.github.own_login()
+                except GitHubError as error:
+                    log.warning("own_login_failed", status=error.status)
+        return self._login
+
+    async def authorize(self, repo: str, user: str, levels: Sequence[str] | None = None) -> str | None:
+        """None when `user` may act (with one of `levels`, by default write, maintain or admin); else the polite
+        reason."""
+        if levels is None:
+            allowed, why = await self.permissions.may_write(repo, user)
+        else:
+            allowed, why = await self.permissions.may_write(repo, user, levels)
         return None if allowed else why
 
-    async def reply(self, issue: Issue, text: str) -> None:
-        await self.github.create_comment(issue.repo, issue.number, text)
+    async def reply(self, issue: Issue, text: str, *, key: str) -> None:
+        """Reply on the issue once per `key` (see replies.py)."""
+        await post_once(self.github, issue.repo, issue.number, text, key=key, author=self._login)
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -242,4 +263,3 @@ class Bot:
         task = await self.engine.task(link.task_id)
         await self.publisher.open_pull(link, attempt, issue_title=task.title)
         return True
-

@@ -33,8 +33,10 @@ from github.PullRequest import PullRequest
 from github.Repository import Repository
 from github.Requester import Requester
 
+from forgebot.github import pull_calls
 from forgebot.github.auth import GitHubApp, SwappableToken, pygithub, redact_pygithub_logs
 from forgebot.github.port import (
+    CheckInfo,
     CommentInfo,
     GitHubError,
     HookDelivery,
@@ -132,7 +134,9 @@ class PyGithubClient:
 
     async def get_repo(self, repo: str) -> RepoInfo:
         def work(r: Repository) -> RepoInfo:
-            return RepoInfo(r.full_name, r.default_branch, r.clone_url, bool(r.private))
+            allowed = (r.allow_squash_merge, r.allow_merge_commit, r.allow_rebase_merge)
+            squash, commit, rebase = (value is not False for value in allowed)  # absent: GitHub's default, True
+            return RepoInfo(r.full_name, r.default_branch, r.clone_url, bool(r.private), squash, commit, rebase)
 
         return await self._run(repo, "get_repo", Kind.READ, work)
 
@@ -243,19 +247,23 @@ class PyGithubClient:
         if labels:
             await self._run(repo, "add_labels", Kind.WRITE, lambda r: r.get_issue(number).add_to_labels(*labels))
 
-    async def merge_pull(self, repo: str, number: int, *, method: str = "squash") -> bool:
-        if method not in ("merge", "squash", "rebase"):
+    async def merge_pull(self, repo: str, number: int, *, method: str = "squash", sha: str | None = None) -> bool:
+        if method not in pull_calls.MERGE_METHODS:
             raise ValueError(f"merge method must be merge, squash or rebase, got {method!r}")
+        return await self._run(repo, "merge_pull", Kind.WRITE, lambda r: pull_calls.merge(r, number, method, sha))
 
-        def work(r: Repository) -> bool:
-            try:
-                return bool(r.get_pull(number).merge(merge_method=method).merged)
-            except GithubException as exc:
-                if exc.status not in (405, 409):  # 405 not mergeable, 409 head moved
-                    raise
-            return _merged(r.get_pull(number))  # refused, but maybe merged: by our own attempt that got a 5xx?
+    async def mark_ready(self, repo: str, number: int) -> None:
+        await self._run(repo, "mark_ready", Kind.WRITE, lambda r: pull_calls.mark_ready(r, number))
 
-        return await self._run(repo, "merge_pull", Kind.WRITE, work)
+    async def commit_checks(self, repo: str, sha: str) -> list[CheckInfo]:
+        return await self._run(repo, "commit_checks", Kind.READ, lambda r: pull_calls.checks(r, sha))
+
+    async def own_login(self) -> str:
+        if self._app is not None:
+            app = await self._app_call("own_login", self._app.integration.get_app)
+            return f"{app.slug}[bot]"
+        github, _, session = self._client(None, self._token)
+        return await self._call(session, "own_login", Kind.READ, lambda: str(github.get_user().login))
 
     async def delete_branch(self, repo: str, branch: str) -> bool:
         def work(r: Repository) -> bool:
@@ -502,4 +510,6 @@ def _merged(p: PullRequest) -> bool:
 
 def _pull(p: PullRequest) -> PullInfo:
     labels = tuple(label.name for label in p.labels)
-    return PullInfo(p.number, p.head.ref, p.base.ref, p.state, _merged(p), bool(p.draft), p.html_url or "", labels)
+    reviewers = tuple(user.login for user in p.requested_reviewers)
+    head = (p.head.ref, p.base.ref, p.state, _merged(p), bool(p.draft), p.html_url or "", labels, p.head.sha or "")
+    return PullInfo(p.number, *head, reviewers)

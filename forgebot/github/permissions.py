@@ -42,13 +42,16 @@ class Permissions:
         self._cache[key] = (now, level)
         return level
 
-    async def may_write(self, repo: str, user: str) -> tuple[bool, str]:
-        """(allowed, why not). Never raises: an error asking GitHub refuses."""
+    async def may_write(self, repo: str, user: str, levels: Sequence[str] = WRITE_PERMISSIONS) -> tuple[bool, str]:
+        """(allowed, why not): whether the user's permission is one of `levels`. Never raises: an error asking
+        GitHub refuses."""
         try:
             level = await self.level(repo, user)
         except GitHubError as error:
             log.warning("permission_check_failed", repo=repo, user=user, status=error.status)
             return False, "I could not check your permission on this repository just now; please try again later"
-        if level in WRITE_PERMISSIONS:
+        if level in levels:
             return True, ""
-        return False, "only people with write access to this repository can run forgebot"
+        if tuple(levels) == WRITE_PERMISSIONS:
+            return False, "only people with write access to this repository can run forgebot"
+        return False, f"this needs {' or '.join(levels)} permission on this repository"

@@ -28,6 +28,10 @@ class RepoInfo:
     default_branch: str
     clone_url: str
     private: bool = False
+    # The merge methods the repository allows (GitHub's defaults when it does not say).
+    allow_squash_merge: bool = True
+    allow_merge_commit: bool = True
+    allow_rebase_merge: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,17 @@ class PullInfo:
     draft: bool = False
     html_url: str = ""
     labels: tuple[str, ...] = field(default=())
+    head_sha: str = ""
+    requested_reviewers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    """One check of a commit: a check run (GitHub Actions and other Apps) or a commit status, with its outcome
+    reduced to "success" (also neutral and skipped), "failure" (anything else that finished) or "pending"."""
+
+    name: str
+    state: str
 
 
 @dataclass(frozen=True)
@@ -126,8 +141,21 @@ class GitHubPort(Protocol):
 
     async def add_labels(self, repo: str, number: int, labels: list[str]) -> None: ...
 
-    async def merge_pull(self, repo: str, number: int, *, method: str = "squash") -> bool:
-        """True when merged; False when GitHub refused (not mergeable, checks failing, head moved)."""
+    async def merge_pull(self, repo: str, number: int, *, method: str = "squash", sha: str | None = None) -> bool:
+        """True when merged (also when it already was). GitHub's refusal (a draft, a merge method the repository
+        does not allow, not mergeable, the head moved away from `sha`) raises GitHubError with its message."""
+        ...
+
+    async def mark_ready(self, repo: str, number: int) -> None:
+        """Mark a draft pull request ready for review (GitHub's GraphQL API: REST cannot); no-op when it is."""
+        ...
+
+    async def commit_checks(self, repo: str, sha: str) -> list[CheckInfo]:
+        """The check runs and commit statuses of a commit (the first 100 of each)."""
+        ...
+
+    async def own_login(self) -> str:
+        """The login forgebot acts as: the token's user, or `<app slug>[bot]` for a GitHub App."""
         ...
 
     async def delete_branch(self, repo: str, branch: str) -> bool:

@@ -25,7 +25,9 @@ from forgebot.engine.engine import Engine
 from forgebot.engine.events import EngineEvent, EventKind
 from forgebot.engine.janitor import doomed_branches
 from forgebot.engine.workspaces import WorkspaceError
+from forgebot.github import pull_steps
 from forgebot.github.port import GitHubError, GitHubPort, PullInfo
+from forgebot.github.replies import post_once
 from forgebot.store.bot import BotStore, IssueTask
 
 log = structlog.get_logger(__name__)
@@ -236,12 +238,34 @@ class Publisher:
         self._schedule(attempt.task_id)
 
     async def push(self, link: IssueTask, attempt: Attempt) -> None:
+        """Push the attempt's branch: rewritten freely (a retry starts it over) until it is the head of the
+        task's open pull request; then only fast-forwarded (others may push there too), and a refused push is
+        told on the pull request, a new commit in the progress comment."""
         task = await self.engine.task(link.task_id)
         token = await self.github.git_token(link.repo)
         try:
-            await asyncio.to_thread(self.clones.push, task.repo, attempt.branch, token, force=True)
+            pull = await self._open_pull_of(link, attempt)
+            force = pull is None
+        except GitHubError as error:  # not knowing whether it is a PR's branch: push, but never rewrite it
+            log.warning("pull_lookup_failed", task=task.id, pull=link.pr_number, status=error.status)
+            pull, force = None, False
+        try:
+            await asyncio.to_thread(self.clones.push, task.repo, attempt.branch, token, force=force)
         except WorkspaceError as error:
             log.warning("branch_push_failed", task=task.id, attempt=attempt.id, branch=attempt.branch, error=str(error))
+            if pull is not None and attempt.commit_sha:
+                text = render.push_refused(attempt, pull.number)
+                key = f"push-{attempt.id}-{attempt.commit_sha[:12]}"
+                await post_once(self.github, link.repo, pull.number, text, key=key)
+            return
+        if pull is not None and attempt.commit_sha and pull.head_sha != attempt.commit_sha:
+            await self.refresh(link.task_id, footer=render.pushed_to_pull(attempt, pull.number))
+
+    async def _open_pull_of(self, link: IssueTask, attempt: Attempt) -> PullInfo | None:
+        if not link.pr_number:
+            return None
+        pull = await self.github.get_pull(link.repo, link.pr_number)
+        return pull if pull.head == attempt.branch and pull.state == "open" else None
 
     async def _finished(self, task_id: int) -> None:
         link = await asyncio.to_thread(self._link, task_id)
@@ -259,26 +283,27 @@ class Publisher:
 
     # -- pull requests -----------------------------------------------------------------------------
 
-    async def open_pull(self, link: IssueTask, attempt: Attempt, *, issue_title: str) -> PullInfo:
-        """The pull request for this attempt: found by its branch, or opened (draft by default)."""
+    async def open_pull(
+        self, link: IssueTask, attempt: Attempt, *, issue_title: str, draft: bool | None = None
+    ) -> PullInfo:
+        """The pull request for this attempt: found by its branch, or opened (a draft unless `draft` or the
+        settings say otherwise). Its number is saved before the label and the reviewer (see pull_steps.py)."""
         task = await self.engine.task(link.task_id)
         await self.push(link, attempt)
-        pull = await self.github.find_pull(link.repo, attempt.branch)
-        if pull is None:
-            attempts = await self.engine.attempts(task.id)
-            body = render.pr_body(task, attempt, compare(attempts), issue_number=link.issue)
-            pull = await self.github.create_pull(
-                link.repo,
-                title=render.pr_title(issue_title),
-                body=body,
-                head=attempt.branch,
-                base=task.base_branch,
-                draft=self.settings.draft_pr,
-            )
-            await self.github.add_labels(link.repo, pull.number, [self.settings.trigger_label])
-            with contextlib.suppress(GitHubError):  # the requester may not be able to review (e.g. the author)
-                await self.github.request_review(link.repo, pull.number, [link.requester])
-        await asyncio.to_thread(self.store.update_link, link.task_id, pr_number=pull.number, pr_state="open")
+        summary = compare(await self.engine.attempts(task.id))
+        new = pull_steps.NewPull(
+            title=render.pr_title(issue_title),
+            body=render.pr_body(task, attempt, summary, issue_number=link.issue),
+            head=attempt.branch,
+            base=task.base_branch,
+            draft=self.settings.draft_pr if draft is None else draft,
+        )
+        pull = await pull_steps.find_or_create(self.github, link.repo, new)
+        saved = {"pr_number": pull.number, "pr_state": pull_steps.state(pull)}
+        await asyncio.to_thread(self.store.update_link, link.task_id, **saved)
+        await pull_steps.complete(
+            self.github, link.repo, pull, label=self.settings.trigger_label, reviewer=link.requester
+        )
         await self.refresh(link.task_id)
         return pull
 

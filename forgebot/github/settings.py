@@ -64,10 +64,23 @@ class BotBehaviour(_Strict):
     # What a user without write access gets for a command: a polite reply, or nothing at all.
     reply_to_unauthorized: bool = True
     permission_cache_seconds: float = Field(default=60.0, ge=0)
+    # Who may `/forge merge`: the repository permissions allowed (a subset of write, maintain and admin; for
+    # example ["maintain", "admin"] to keep merging to maintainers while writers may run and pick).
+    merge_permissions: list[str] = Field(default_factory=lambda: list(WRITE_PERMISSIONS), min_length=1)
     # Bot accounts (login ending in [bot], or type Bot) never trigger work unless named here.
     allowed_bots: list[str] = Field(default_factory=list)
     progress_interval: float = Field(default=5.0, ge=0)  # at most one progress edit this often per task
     log_tail_lines: int = Field(default=20, ge=0)
+
+    @field_validator("merge_permissions")
+    @classmethod
+    def _write_or_above(cls, value: list[str]) -> list[str]:
+        wrong = [level for level in value if level not in WRITE_PERMISSIONS]
+        if wrong:
+            raise ValueError(
+                f"must be among {', '.join(WRITE_PERMISSIONS)} (forgebot merges with its own access), got {wrong[0]!r}"
+            )
+        return value
 
 
 class BotSettings(_Strict):

@@ -41,6 +41,21 @@ class Delivery:
     error: str | None = None
 
 
+COMMAND_EVENT = "forge_command"  # the deliveries rows that record commands, not webhook deliveries
+
+
+class CommandState(StrEnum):
+    NEW = "new"
+    DONE = "done"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    state: CommandState
+    answer: str | None = None
+
+
 @dataclass(frozen=True)
 class IssueTask:
     task_id: int
@@ -128,7 +143,7 @@ class BotStore:
     def pending_deliveries(self) -> list[Delivery]:
         query = (
             select(deliveries)
-            .where(deliveries.c.status == DeliveryStatus.PENDING.value)
+            .where(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.event != COMMAND_EVENT)
             .order_by(deliveries.c.received_at)
         )
         with self._engine.connect() as conn:
@@ -201,6 +216,43 @@ class BotStore:
             if conn.execute(update(issue_tasks).where(issue_tasks.c.task_id == task_id).values(fields)).rowcount == 0:
                 raise NotFound(f"task {task_id} is not linked to an issue")
         return self.get_link(task_id)
+
+    # -- commands ----------------------------------------------------------------------------------
+    # One row per `/forge` line handled, keyed by (comment, line), in the deliveries table under its own event
+    # name (no schema change): a redelivery or a resumed delivery never runs a finished command again.
+
+    def begin_command(self, key: str, *, verb: str, repo: str, now: float) -> CommandRun:
+        """Record that command `key` starts. NEW: run it (also after a failed try). DONE: it ran; `answer` is
+        its reply, to post again if that was lost. INTERRUPTED: an earlier try stopped midway (a crash)."""
+        with self._write() as conn:
+            if _insert_command(conn, key, verb, repo, now):
+                return CommandRun(CommandState.NEW)
+            row = conn.execute(select(deliveries).where(deliveries.c.id == key)).one()
+            if row.status == DeliveryStatus.FAILED.value:
+                again = {"status": DeliveryStatus.PENDING.value, "error": None, "tries": deliveries.c.tries + 1}
+                conn.execute(update(deliveries).where(deliveries.c.id == key).values(again))
+                return CommandRun(CommandState.NEW)
+        if row.status == DeliveryStatus.DONE.value:
+            return CommandRun(CommandState.DONE, row.payload or None)
+        return CommandRun(CommandState.INTERRUPTED)
+
+    def finish_command(self, key: str, *, answer: str | None, error: str | None, now: float) -> None:
+        """Done with its answer (kept, so a lost reply can be posted again), or failed: it runs again next time."""
+        status = DeliveryStatus.FAILED if error else DeliveryStatus.DONE
+        values = {"status": status.value, "finished_at": now, "error": error, "payload": answer or ""}
+        with self._write() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == key).values(values))
+
+
+def _insert_command(conn: Connection, key: str, verb: str, repo: str, now: float) -> bool:
+    """False when the command has a row already."""
+    row = {"id": key, "event": COMMAND_EVENT, "action": verb, "repo": repo, "payload": "", "received_at": now}
+    try:
+        with conn.begin_nested():  # a savepoint: the duplicate's error must not end the transaction
+            conn.execute(insert(deliveries).values(**row, status=DeliveryStatus.PENDING.value, tries=1))
+    except IntegrityError:
+        return False
+    return True
 
 
 def _delivery(row: Row[Any]) -> Delivery:

@@ -6,6 +6,7 @@ Handlers are synchronous: they read and change `GitHubState`, append readable li
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import secrets
@@ -20,6 +21,12 @@ from tests.fake_github.shapes import JSON, Shapes
 from tests.fake_github.state import REACTIONS, Comment, GitHubState, Issue, Pull, Reaction, Repo, Token, now_iso, short
 
 DOCS = "https://docs.github.com/rest"
+# merge_method -> the repository setting that allows it, and how GitHub names it when it does not
+_ALLOWED = {
+    "merge": ("allow_merge_commit", "Merge commits"),
+    "squash": ("allow_squash_merge", "Squash merges"),
+    "rebase": ("allow_rebase_merge", "Rebase merges"),
+}
 MAX_COMMENT = 65536
 
 
@@ -366,6 +373,7 @@ class Handlers:
         draft = bool(self.arg(call, "draft", bool, required=False))
         issue = Issue(repo.next_number(), title, self.arg(call, "body", required=False) or "", call.principal.login)
         issue.pull = Pull(head, base, draft)
+        issue.pull.head_sha = repo.resolve(head) or issue.pull.head_sha
         repo.issues[issue.number] = issue
         kind = " (draft)" if draft else ""
         self.state.act(f"{repo.full_name}: open PR #{issue.number} {head} -> {base}{kind} '{short(title)}'")
@@ -410,14 +418,19 @@ class Handlers:
     def merge_pull(self, call: Call) -> Reply:
         repo = self.repo(call)
         issue, pull = self.pull(call, repo)
-        if pull.merged or issue.state != "open" or not pull.mergeable:
-            raise ApiError(405, "Pull Request is not mergeable")
-        sha = self.arg(call, "sha", required=False)
-        if sha is not None and sha != pull.head_sha:
-            raise ApiError(409, "Head branch was modified. Review and try the merge again.")
         method = self.arg(call, "merge_method", required=False) or "merge"
         if method not in ("merge", "squash", "rebase"):
             raise ApiError(422, "Invalid request.\n\nmerge_method must be merge, squash or rebase.")
+        if pull.merged or issue.state != "open" or not pull.mergeable:
+            raise ApiError(405, "Pull Request is not mergeable")
+        if pull.draft:
+            raise ApiError(405, "Pull Request is still a draft")
+        if not getattr(repo, _ALLOWED[method][0]):
+            raise ApiError(405, f"{_ALLOWED[method][1]} are not allowed on this repository.")
+        sha = self.arg(call, "sha", required=False)
+        if sha is not None and sha != repo.head_sha(pull):
+            raise ApiError(409, "Head branch was modified. Review and try the merge again.")
+        repo.head_sha(pull)  # the merged head stays what it was
         pull.merged, pull.merged_at, pull.merge_method, issue.state = True, now_iso(), method, "closed"
         self.state.act(f"{repo.full_name}#{issue.number}: merge PR ({method})")
         return Reply(200, {"sha": "2" * 40, "merged": True, "message": "Pull Request successfully merged"})
@@ -452,12 +465,18 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
     ("POST", R + r"/pulls/(?P<number>\d+)/requested_reviewers", Handlers.request_reviewers, "token"),
     ("PUT", R + r"/pulls/(?P<number>\d+)/merge", Handlers.merge_pull, "token"),
 ]
-COMPILED = [(method, re.compile(pattern), handler, auth) for method, pattern, handler, auth in ROUTES]
+
+
+@functools.cache
+def _compiled() -> list[tuple[str, re.Pattern[str], Handler, str]]:
+    from tests.fake_github.commits import ROUTES as COMMIT_ROUTES  # its handlers use this module's types
+
+    return [(method, re.compile(pattern), handler, auth) for method, pattern, handler, auth in ROUTES + COMMIT_ROUTES]
 
 
 def route(method: str, path: str) -> tuple[Handler, str, dict[str, str]] | None:
     """The handler, auth kind and path parameters for a request; None when nothing matches (GitHub says 404)."""
-    for verb, pattern, handler, auth in COMPILED:
+    for verb, pattern, handler, auth in _compiled():
         match = pattern.fullmatch(path)
         if match and verb == method:
             return handler, auth, match.groupdict()

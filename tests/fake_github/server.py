@@ -247,7 +247,7 @@ class FakeGitHub(GitHubState):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        path = request.path[len(self.prefix) :] if request.path.startswith(self.prefix + "/") else None
+        path = self._api_path(request.path)
         entry: dict[str, Any] = {
             "method": request.method,
             "path": request.raw_path[len(self.prefix) :] if path is not None else request.raw_path,
@@ -271,6 +271,14 @@ class FakeGitHub(GitHubState):
         if isinstance(reply.body, str):
             return web.Response(status=reply.status, text=reply.body, headers=headers, content_type="text/html")
         return web.json_response(reply.body, status=reply.status, headers=headers)
+
+    def _api_path(self, path: str) -> str | None:
+        """The path below the API root; GitHub Enterprise serves GraphQL beside /api/v3, at /api/graphql."""
+        if path.startswith(self.prefix + "/"):
+            return path[len(self.prefix) :]
+        if self.prefix.endswith("/v3") and path == self.prefix[: -len("/v3")] + "/graphql":
+            return "/graphql"
+        return None
 
     async def _reply(self, request: web.Request, path: str | None, entry: dict[str, Any]) -> Reply:
         method = request.method

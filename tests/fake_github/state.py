@@ -7,6 +7,7 @@ deterministic line in the style of Prow's fake (`o/r#7: comment 'text...'`), for
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import time
@@ -65,6 +66,17 @@ class Pull:
 
 
 @dataclass
+class CheckRun:
+    """A check run on a commit (GitHub Actions and other Apps), or a legacy commit status when `status` is None:
+    then `conclusion` holds its state ("success", "failure", "error" or "pending")."""
+
+    id: int
+    name: str
+    status: str | None  # "queued" | "in_progress" | "completed"; None: a commit status
+    conclusion: str | None  # check run: "success", "failure", "neutral", "cancelled", "skipped", "timed_out"...
+
+
+@dataclass
 class Issue:
     number: int
     title: str
@@ -91,6 +103,11 @@ class Repo:
     issues: dict[int, Issue] = field(default_factory=dict)
     comments: dict[int, Comment] = field(default_factory=dict)
     installation_id: int | None = None
+    # Merge methods the repository allows (Settings > General > Pull Requests); GitHub's defaults.
+    allow_squash_merge: bool = True
+    allow_merge_commit: bool = True
+    allow_rebase_merge: bool = True
+    checks: dict[str, list[CheckRun]] = field(default_factory=dict)  # commit sha -> check runs and statuses
 
     @property
     def owner(self) -> str:
@@ -107,6 +124,30 @@ class Repo:
             return set(self.branches)
         heads = _git(local, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
         return self.branches | set(heads)
+
+    def branch_sha(self, name: str) -> str | None:
+        """The commit a branch points at, when the repository is backed by a local git repository."""
+        local = self.local_git()
+        if local is None:
+            return None
+        done = subprocess.run(
+            ["git", "-C", str(local), "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"],
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def resolve(self, ref: str) -> str | None:
+        """A branch name or a commit sha → the commit sha (None when unknown)."""
+        if re.fullmatch(r"[0-9a-f]{40}", ref):
+            return ref
+        return self.branch_sha(ref) or (_name_sha(ref) if ref in self.branches else None)
+
+    def head_sha(self, pull: Pull) -> str:
+        """An open pull request's head follows its branch (git pushes move it); a closed one keeps its last."""
+        if not pull.merged:
+            pull.head_sha = self.branch_sha(pull.head) or pull.head_sha
+        return pull.head_sha
 
     def delete_branch(self, name: str) -> bool:
         if name not in self.branch_names():
@@ -172,6 +213,11 @@ class Token:
     login: str
     installation_id: int | None = None
     expires_at: float | None = None  # epoch seconds; None never expires
+
+
+def _name_sha(name: str) -> str:
+    """A stable made-up commit sha for a branch of a repository without a local git repository."""
+    return hashlib.sha1(name.encode()).hexdigest()
 
 
 def _git(path: Path, *args: str) -> str:
@@ -266,6 +312,7 @@ class GitHubState:
         r.branches.add(head)
         issue = Issue(r.next_number(), title, body, user, state=state)
         issue.pull = Pull(head, base or r.default_branch, draft, merged, merged_at=now_iso() if merged else None)
+        issue.pull.head_sha = r.resolve(head) or issue.pull.head_sha
         r.issues[issue.number] = issue
         return issue
 
@@ -274,6 +321,27 @@ class GitHubState:
         if pull is None:
             raise KeyError(f"{repo}#{number} is an issue, not a pull request")
         return pull
+
+    def add_check(
+        self, repo: str, ref: str, name: str, conclusion: str | None = "success", *, status: str = "completed"
+    ) -> CheckRun:
+        """A check run on the commit `ref` (a branch or a sha) points at now; `status` "queued" or "in_progress" with
+        conclusion None for one still running."""
+        return self._check(repo, ref, CheckRun(self.next_id("check"), name, status, conclusion))
+
+    def set_status(self, repo: str, ref: str, context: str, state: str) -> CheckRun:
+        """A commit status (the older statuses API): state "success", "failure", "error" or "pending"."""
+        if state not in ("success", "failure", "error", "pending"):
+            raise ValueError(f"status state must be success, failure, error or pending, got {state!r}")
+        return self._check(repo, ref, CheckRun(self.next_id("status"), context, None, state))
+
+    def _check(self, repo: str, ref: str, check: CheckRun) -> CheckRun:
+        r = self.repo(repo)
+        sha = r.resolve(ref)
+        if sha is None:
+            raise KeyError(f"{repo}: no branch or commit {ref!r}")
+        r.checks.setdefault(sha, []).append(check)
+        return check
 
     def add_branch(self, repo: str, *names: str) -> None:
         self.repo(repo).branches.update(names)

@@ -6,6 +6,7 @@ Edited comments are not read: only `created` is routed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -16,14 +17,24 @@ from forgebot.core.models import AttemptStatus
 from forgebot.core.scoring import compare
 from forgebot.core.templates import TemplateError
 from forgebot.engine.housekeeping import EngineError
+from forgebot.github import merging
 from forgebot.github.bot import Bot, Issue, Refused
-from forgebot.github.port import GitHubError
 from forgebot.github.publisher import plural
 from forgebot.github.routing import Router, WebhookEvent
+from forgebot.store.bot import CommandState
 from forgebot.templates import fetch_template
 
 log = structlog.get_logger(__name__)
 Action = Callable[[Bot, Issue, Command, str, str], Awaitable[str | None]]  # returns a reply, or None
+# Safe to run again when a crash left it unfinished (each looks before it acts: run and template find their task
+# by this key); the others (fork, followup, retry) may have started work already, so the user is told instead.
+REPEATABLE = frozenset(
+    {Verb.RUN, Verb.TEMPLATE, Verb.STATUS, Verb.COMPARE, Verb.PICK, Verb.MERGE, Verb.CANCEL, Verb.CLEANUP, Verb.HELP}
+)
+INTERRUPTED = (
+    "I was stopped while doing `/forge {verb}` and cannot tell whether it took effect: "
+    "see the progress comment, and repeat the command in a new comment if it did not."
+)
 
 
 def register(router: Router, bot: Bot) -> None:
@@ -38,7 +49,7 @@ async def on_comment(bot: Bot, event: WebhookEvent) -> None:
     results = parse(body, bot.behaviour.bot.trigger_label)
     if not results:
         return
-    if why := bot.ignored(event):
+    if why := await bot.ignored(event):
         log.info("event_ignored", reason=why, repo=event.repo, delivery=event.delivery)
         return
     issue = Issue.from_event(event)
@@ -46,21 +57,38 @@ async def on_comment(bot: Bot, event: WebhookEvent) -> None:
     comment_id = int(event.payload["comment"]["id"])
     if refusal := await bot.authorize(issue.repo, sender):
         if bot.behaviour.bot.reply_to_unauthorized:
-            await bot.reply(issue, render.refusal(sender, refusal))
+            await bot.reply(issue, render.refusal(sender, refusal), key=f"c{comment_id}-refused")
         return
     for number, result in enumerate(results):
+        # Each command is keyed by its comment and line, so a redelivery (or a delivery resumed after a crash)
+        # runs only the commands that did not finish, and finds the replies already posted. The first failure
+        # fails the delivery: the commands after it may depend on it.
+        key = f"c{comment_id}-{number}"
         if isinstance(result, Reply):
-            await bot.reply(issue, render.error_reply(result.message))
-            continue
-        # Each command of a comment gets its own idempotency key, so a resumed delivery starts nothing twice.
-        key = f"{event.delivery}:{number}"
+            await bot.reply(issue, render.error_reply(result.message), key=key)
+        else:
+            await _once(bot, issue, result, sender, comment_id, key)
+
+
+async def _once(bot: Bot, issue: Issue, command: Command, sender: str, comment_id: int, key: str) -> None:
+    run = await asyncio.to_thread(bot.store.begin_command, key, verb=command.verb, repo=issue.repo, now=bot.clock())
+    answer = run.answer
+    if run.state is CommandState.INTERRUPTED and command.verb not in REPEATABLE:
+        answer = render.error_reply(INTERRUPTED.format(verb=command.verb))
+        await asyncio.to_thread(bot.store.finish_command, key, answer=answer, error=None, now=bot.clock())
+    elif run.state is not CommandState.DONE:
         await bot.github.react_to_comment(issue.repo, comment_id, "eyes")
         try:
-            answer = await ACTIONS[result.verb](bot, issue, result, sender, key)
+            answer = await ACTIONS[command.verb](bot, issue, command, sender, key)
         except (Refused, EngineError) as error:
             answer = render.error_reply(str(error))
-        if answer:
-            await bot.reply(issue, answer)
+        except BaseException as error:  # GitHub failing, a bug, or shutdown: the next try runs it again
+            failed = f"{type(error).__name__}: {error}"[:500]
+            await asyncio.to_thread(bot.store.finish_command, key, answer=None, error=failed, now=bot.clock())
+            raise
+        await asyncio.to_thread(bot.store.finish_command, key, answer=answer, error=None, now=bot.clock())
+    if answer:
+        await bot.reply(issue, answer, key=key)
 
 
 async def _run(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
@@ -103,17 +131,13 @@ async def _pick(bot: Bot, issue: Issue, command: Command, sender: str, key: str)
 
 
 async def _merge(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    if refusal := await bot.authorize(issue.repo, sender, bot.behaviour.bot.merge_permissions):
+        raise Refused(refusal)
     link = await bot.current_task(issue)
     attempt = await bot.resolve(link, command.target)
     if attempt.status is not AttemptStatus.SUCCEEDED:
         raise Refused(f"attempt {attempt.id} ({attempt.agent}) did not pass its checks; `/forge pick` it to review")
-    pull = await bot.publisher.open_pull(link, attempt, issue_title=issue.title)
-    try:
-        merged = await bot.github.merge_pull(issue.repo, pull.number, method="squash")
-    except GitHubError as error:
-        raise Refused(f"GitHub would not merge #{pull.number}: {error}") from None
-    if not merged:
-        raise Refused(f"GitHub would not merge #{pull.number} (not mergeable, or its checks have not passed)")
+    await merging.merge(bot, link, attempt, issue_title=issue.title)
     return None  # the pull_request.closed event does the cleanup and the final line
 
 

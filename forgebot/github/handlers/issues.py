@@ -3,6 +3,8 @@ Removing the label does nothing to running work."""
 
 from __future__ import annotations
 
+import re
+
 import structlog
 
 from forgebot.core import render
@@ -29,20 +31,21 @@ async def on_labeled(bot: Bot, event: WebhookEvent) -> None:
         agents, problem = None, str(error)
     if agents is None and problem is None:
         return  # some other label
-    if why := bot.ignored(event):
+    if why := await bot.ignored(event):
         log.info("event_ignored", reason=why, repo=event.repo, delivery=event.delivery)
         return
     issue = Issue.from_event(event)
     sender = str(event.payload["sender"]["login"])
+    key = "d" + re.sub(r"[^A-Za-z0-9:._-]", "_", event.delivery)[:80]  # replies are found again by it
     if refusal := await bot.authorize(issue.repo, sender):
         if bot.behaviour.bot.reply_to_unauthorized:
-            await bot.reply(issue, render.refusal(sender, refusal))
+            await bot.reply(issue, render.refusal(sender, refusal), key=f"{key}-refused")
         return
     if problem is not None:
-        await bot.reply(issue, render.error_reply(problem))
+        await bot.reply(issue, render.error_reply(problem), key=key)
         return
     await bot.github.react_to_issue(issue.repo, issue.number, "eyes")
     try:
         await bot.start_task(issue, agents or [], requester=sender, delivery=event.delivery)
     except Refused as error:
-        await bot.reply(issue, render.error_reply(str(error)))
+        await bot.reply(issue, render.error_reply(str(error)), key=key)
