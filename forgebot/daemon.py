@@ -132,12 +132,18 @@ def build(
     return daemon
 
 
+# Locked in a daemon unless the server file sets them: a repository's .github/forge.yml is written by whoever can
+# push to its default branch, and a command agent, a check or an agent's ${VARIABLE} runs code on this machine.
+DAEMON_LOCKED_POLICY = ("repo_may_add_command_agents", "repo_may_set_checks", "repo_may_set_agent_env")
+
+
 def _daemon_policy(settings: Settings) -> Settings:
-    """A repository's agents may not pull ${VARIABLES} out of the daemon's environment (where its own GitHub
-    credentials live) unless the server file says so explicitly."""
-    if "repo_may_set_agent_env" in settings.policy.model_fields_set:
+    """A repository may not add `command` agents, replace the checks or pull ${VARIABLES} out of the daemon's
+    environment (where its own GitHub credentials live) unless the server file allows it explicitly."""
+    locked = {key: False for key in DAEMON_LOCKED_POLICY if key not in settings.policy.model_fields_set}
+    if not locked:
         return settings
-    policy = settings.policy.model_copy(update={"repo_may_set_agent_env": False})
+    policy = settings.policy.model_copy(update=locked)
     return settings.model_copy(update={"policy": policy})
 
 

@@ -59,9 +59,12 @@ def daemon_config(
     agents: dict[str, Any] | None = None,
     bot: dict[str, Any] | None = None,
     grace: float = 5.0,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The server file's content for a daemon pointed at `fake` (also written as YAML for a `serve` process)."""
+    extra = {"policy": policy} if policy is not None else {}
     return {
+        **extra,
         "agents": agents or three_agents(),
         "defaults": {"agents": ["claude", "codex", "gemini"]},
         "checks": [{"name": "tests", "run": [PYTHON, "-m", "unittest", "-q"], "timeout": 60}],
@@ -107,6 +110,7 @@ class BotHarness:
         gh: FakeGitHub | None = None,
         data_dir: Path | None = None,
         grace: float = 5.0,
+        policy: dict[str, Any] | None = None,
     ) -> AsyncIterator[BotHarness]:
         remote = bare_remote(tmp_path)
         own_fake = gh is None
@@ -115,7 +119,7 @@ class BotHarness:
             await fake.__aenter__()
             seed(fake, remote)
         settings = Settings.model_validate(
-            daemon_config(fake, data_dir or tmp_path / "data", agents=agents, bot=bot, grace=grace)
+            daemon_config(fake, data_dir or tmp_path / "data", agents=agents, bot=bot, grace=grace, policy=policy)
         )
         behaviour = bot_settings(settings, {})
         client = PyGithubClient(api_url=fake.url, token=fake.token, write_interval=0, backoff=0.01)
