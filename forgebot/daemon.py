@@ -112,10 +112,12 @@ def build(
         PublisherSettings(
             web_url=web_url(behaviour.github.api_url),
             progress_interval=behaviour.bot.progress_interval,
+            max_progress_edits=behaviour.bot.max_progress_edits,
             log_tail_lines=behaviour.bot.log_tail_lines,
             draft_pr=behaviour.bot.draft_pr,
             trigger_label=behaviour.bot.trigger_label,
             secrets=secrets,
+            runtime_secrets=github.known_tokens,
         ),
     )
     permissions = Permissions(github, behaviour.bot.permission_cache_seconds)
