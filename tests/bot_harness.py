@@ -111,6 +111,7 @@ class BotHarness:
         data_dir: Path | None = None,
         grace: float = 5.0,
         policy: dict[str, Any] | None = None,
+        client: PyGithubClient | None = None,
     ) -> AsyncIterator[BotHarness]:
         remote = bare_remote(tmp_path)
         own_fake = gh is None
@@ -122,7 +123,7 @@ class BotHarness:
             daemon_config(fake, data_dir or tmp_path / "data", agents=agents, bot=bot, grace=grace, policy=policy)
         )
         behaviour = bot_settings(settings, {})
-        client = PyGithubClient(api_url=fake.url, token=fake.token, write_interval=0, backoff=0.01)
+        client = client or PyGithubClient(api_url=fake.url, token=fake.token, write_interval=0, backoff=0.01)
         daemon = build(settings, behaviour, client, environ=dict(os.environ))
         runner = web.AppRunner(daemon.app, shutdown_timeout=1)
         await runner.setup()

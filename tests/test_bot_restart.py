@@ -76,9 +76,7 @@ async def test_killed_daemon_restarts_without_duplicates(tmp_path: Path) -> None
         port = _free_port()
         argv = [sys.executable, "-m", "forgebot.cli", "serve", "--config", str(tmp_path / "forgebot.yml")]
         with open(tmp_path / "serve.log", "w") as log:
-            serve = subprocess.Popen(
-                [*argv, "--port", str(port)], stdout=log, stderr=log, start_new_session=True
-            )
+            serve = subprocess.Popen([*argv, "--port", str(port)], stdout=log, stderr=log, start_new_session=True)
         try:
             await _wait_http(f"http://127.0.0.1:{port}/healthz")
             repo = payloads.repository(REPO, str(remote))
