@@ -14,7 +14,7 @@ from aiohttp import web
 
 from forgebot.github.routing import Router, WebhookEvent
 from forgebot.github.webhooks import Webhooks, signature_valid
-from forgebot.store import open_store
+from forgebot.store import NotFound, open_store
 from forgebot.store.bot import BotStore, DeliveryStatus
 from tests import payloads
 
@@ -201,3 +201,15 @@ async def test_a_delivery_a_killed_daemon_accepted_is_resumed(tmp_path: Path) ->
         assert [e.delivery for e in second.recorder.seen] == ["d-9"]
         assert json.loads(json.dumps(second.recorder.seen[0].payload))["issue"]["number"] == 7
         assert second.bot.get_delivery("d-9").status is DeliveryStatus.DONE
+
+
+async def test_while_draining_deliveries_get_503_and_are_not_recorded(served: Served) -> None:
+    served.hooks.stop_accepting()
+    assert await served.deliver(labeled(), delivery="d-late") == 503
+    assert await served.deliver({"zen": "Keep it logically awesome."}, delivery="d-ping", event="ping") == 503
+    body, _ = payloads.signed(labeled(), "wrong secret")
+    status, _ = await served.post(body, payloads.headers("issues", "d-bad", "sha256=" + "0" * 64))
+    assert status == 401  # a bad signature is still a bad signature
+    assert served.recorder.seen == [] and served.bot.pending_deliveries() == []
+    with pytest.raises(NotFound, match="d-late"):  # GitHub keeps it for a redelivery to the next daemon
+        served.bot.get_delivery("d-late")

@@ -70,6 +70,9 @@ class Webhooks:
             return self._rejected(413, "too_large", "payload larger than 25 MB")
         if not signature_valid(body, request.headers.get("X-Hub-Signature-256"), self._secrets):
             return self._rejected(401, "bad_signature", "signature does not match (X-Hub-Signature-256)")
+        if not self._accepting:
+            # Not recorded: GitHub shows the failure in its delivery log and it can be redelivered later.
+            return self._rejected(503, "shutting_down", "shutting down; redeliver later")
         event = request.headers.get("X-GitHub-Event", "")
         delivery = request.headers.get("X-GitHub-Delivery", "")
         if not event or not delivery:
@@ -87,9 +90,6 @@ class Webhooks:
         if not self._router.wants(event, hook.action):
             self._on_result("ignored")
             return _reply(200, f"ignored: {event}.{hook.action or '-'}")
-        if not self._accepting:
-            # GitHub shows the failure in the App's delivery log; the missed-delivery sweep redelivers it.
-            return self._rejected(503, "shutting_down", "shutting down; redeliver later")
         claimed = await asyncio.to_thread(
             self._store.claim_delivery,
             delivery,
@@ -102,7 +102,10 @@ class Webhooks:
         if not claimed:
             self._on_result("duplicate")
             return _reply(200, "duplicate delivery: already handled")
-        self._start(hook)
+        if self._accepting:
+            self._start(hook)
+        else:  # the drain began while it was being recorded: it is pending in the store, the next start runs it
+            log.info("delivery_deferred", delivery=delivery, gh_event=event)
         self._on_result("accepted")
         return _reply(202, "accepted")
 
@@ -139,10 +142,14 @@ class Webhooks:
             self._start(WebhookEvent(delivery.id, delivery.event, payload))
         return len(pending)
 
+    def stop_accepting(self) -> None:
+        """From now on deliveries are answered 503 (GitHub keeps them for a redelivery)."""
+        self._accepting = False
+
     async def drain(self, grace: float) -> None:
         """Stop accepting deliveries, give running handlers `grace` seconds, then cancel the rest: they stay
         pending in the store and `resume()` runs them again on the next start (handlers are idempotent)."""
-        self._accepting = False
+        self.stop_accepting()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace)
         for task in list(self._tasks):
