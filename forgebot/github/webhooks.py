@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 import structlog
 from aiohttp import web
 
+from forgebot.github.deliveries import DeliveryBook
 from forgebot.github.routing import Router, WebhookEvent
 from forgebot.github.settings import BODY_LIMIT
-from forgebot.store.bot import BotStore
+from forgebot.store.bot import BotStore, Claim, Finish
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,7 @@ class Webhooks:
             raise ValueError("at least one webhook secret is required")
         self._secrets = tuple(secrets)
         self._store = bot_store
+        self._book = DeliveryBook(bot_store)  # claims and finishes, batched by one writer
         self._router = router
         self._clock = clock
         self._on_result = on_result or (lambda _reason: None)  # metrics: accepted, duplicate, bad_signature...
@@ -90,15 +92,11 @@ class Webhooks:
         if not self._router.wants(event, hook.action):
             self._on_result("ignored")
             return _reply(200, f"ignored: {event}.{hook.action or '-'}")
-        claimed = await asyncio.to_thread(
-            self._store.claim_delivery,
-            delivery,
-            event=event,
-            action=hook.action,
-            repo=hook.repo,
-            payload=body.decode(),
-            now=self._clock(),
-        )
+        if not self._router.relevant(hook):  # e.g. a comment without a command: nothing to record or run
+            self._on_result("ignored")
+            return _reply(200, f"nothing to do: {event}.{hook.action or '-'}")
+        claim = Claim(delivery, event, hook.action, hook.repo, body.decode(), self._clock())
+        claimed = await self._book.claim(claim)
         if not claimed:
             self._on_result("duplicate")
             return _reply(200, "duplicate delivery: already handled")
@@ -124,7 +122,7 @@ class Webhooks:
         started = self._clock()
         failures = await self._router.dispatch(hook)
         error = "; ".join(failures)[:2000] or None
-        await asyncio.to_thread(self._store.finish_delivery, hook.delivery, error=error, now=self._clock())
+        await self._book.finish(Finish(hook.delivery, error, self._clock()))
         bound.info("delivery_handled", ok=error is None, seconds=round(self._clock() - started, 3))
 
     async def resume(self) -> int:
