@@ -18,7 +18,7 @@ import structlog
 
 from forgebot.core import render
 from forgebot.core.models import Attempt, AttemptStatus, TaskStatus, task_status
-from forgebot.core.pacing import DEFAULT_MAX_EDITS, EditBudget
+from forgebot.core.pacing import DEFAULT_DOUBLE_EVERY, DEFAULT_MAX_EDITS, EditBudget
 from forgebot.core.scoring import compare
 from forgebot.engine.clones import Clones
 from forgebot.engine.engine import Engine
@@ -57,6 +57,7 @@ class PublisherSettings:
     web_url: str = "https://github.com"
     progress_interval: float = 5.0
     max_progress_edits: int = DEFAULT_MAX_EDITS  # per task; the final edit comes on top
+    progress_double_every: int = DEFAULT_DOUBLE_EVERY  # the gap between progress edits doubles this often
     log_tail_lines: int = 20
     draft_pr: bool = True
     trigger_label: str = "forge"
@@ -66,7 +67,7 @@ class PublisherSettings:
 
     @property
     def budget(self) -> EditBudget:
-        return EditBudget(self.progress_interval, self.max_progress_edits)
+        return EditBudget(self.progress_interval, self.max_progress_edits, self.progress_double_every)
 
 
 class Publisher:
