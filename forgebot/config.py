@@ -434,17 +434,22 @@ def merge(settings: Settings, repo: RepoConfig) -> Settings:
     known = {**settings.agents, **repo.agents}
     problems = [
         f"{repo.source} agents.{name}: command agents are not allowed by the server config"
+        " (policy.repo_may_add_command_agents is false)"
         for name in repo.agents
         if _executor(name, known) == "command" and not policy.repo_may_add_command_agents
     ]
     problems += [
         f"{repo.source} agents.{name}.env: setting agent environment is not allowed by the server config"
+        " (policy.repo_may_set_agent_env is false)"
         for name, agent in repo.agents.items()
         if agent.env and not policy.repo_may_set_agent_env
     ]
     repo_sets_checks = "checks" in repo.model_fields_set
     if repo_sets_checks and not settings.policy.repo_may_set_checks:
-        problems.append(f"{repo.source} checks: setting checks is not allowed by the server config")
+        problems.append(
+            f"{repo.source} checks: setting checks is not allowed by the server config"
+            " (policy.repo_may_set_checks is false)"
+        )
     if problems:
         raise ConfigError(*problems)
     defaults = {name: getattr(repo.defaults, name) for name in repo.defaults.model_fields_set}

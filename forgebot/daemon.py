@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -36,6 +37,10 @@ from forgebot.scheduler import GitHubJobs, Jobs, Scheduler
 from forgebot.store import SqlStore, open_store
 
 log = structlog.get_logger(__name__)
+# Of the shutdown grace, the part kept for interrupting what is left and posting the final edits.
+FINAL_EDITS_SHARE = 0.25
+FINAL_EDITS_MAX = 10.0
+FINAL_EDITS_MIN = 1.0  # even with no grace at all, the final edits get this long
 
 
 def data_dir(settings: Settings) -> str:
@@ -60,6 +65,7 @@ class Daemon:
     metrics: Metrics
     jobs: Jobs | None = None
     scheduler: Scheduler | None = None
+    stopping: bool = False
 
     async def start(self) -> None:
         """Recover what a stopped daemon left: interrupted attempts are reported in their progress comments,
@@ -77,13 +83,21 @@ class Daemon:
         log.info("daemon_started", interrupted=len(recovered), resumed_deliveries=resumed)
 
     async def stop(self) -> None:
-        """Stop taking work, give running attempts the grace period, interrupt the rest, post final edits."""
+        """Stop taking work (/readyz and /webhook answer 503 from now on), then one deadline, `shutdown_grace`
+        from now, for everything: running handlers and attempts may finish until the last quarter of it (at most
+        10 s) is left, the rest are interrupted (their deliveries stay pending and run again on the next start),
+        and the final progress edits are posted in what remains. A GitHub rate-limit wait cannot hold it up."""
+        self.stopping = True
+        self.webhooks.stop_accepting()
         grace = self.behaviour.server.shutdown_grace
+        deadline = time.monotonic() + grace
+        work_until = deadline - min(grace * FINAL_EDITS_SHARE, FINAL_EDITS_MAX)
         if self.scheduler is not None:
-            await self.scheduler.stop(grace=min(grace, 5.0))
-        await self.webhooks.drain(grace)
-        await self.engine.shutdown(grace=grace)
-        await self.bot.publisher.settle()
+            await self.scheduler.stop(grace=min(_left(work_until), 5.0))
+        await self.webhooks.drain(_left(work_until))
+        await self.engine.shutdown(grace=_left(work_until))
+        if not await self.bot.publisher.flush(max(_left(deadline), FINAL_EDITS_MIN)):
+            log.warning("final_edits_cut_short")
         await self.bot.publisher.close()
         self.store.close()
         log.info("daemon_stopped")
@@ -133,10 +147,12 @@ def build(
         PublisherSettings(
             web_url=web_url(behaviour.github.api_url),
             progress_interval=behaviour.bot.progress_interval,
+            max_progress_edits=behaviour.bot.max_progress_edits,
             log_tail_lines=behaviour.bot.log_tail_lines,
             draft_pr=behaviour.bot.draft_pr,
             trigger_label=behaviour.bot.trigger_label,
             secrets=secrets,
+            runtime_secrets=github.known_tokens,
         ),
     )
     permissions = Permissions(github, behaviour.bot.permission_cache_seconds)
@@ -181,12 +197,22 @@ def daemon_jobs(daemon: Daemon, clones: Clones) -> Jobs:
     return Jobs(daemon.engine, daemon.settings.schedule, GitHubJobs(pulls, redeliverer))
 
 
+# Locked in a daemon unless the server file sets them: a repository's .github/forge.yml is written by whoever can
+# push to its default branch, and a command agent, a check or an agent's ${VARIABLE} runs code on this machine.
+DAEMON_LOCKED_POLICY = ("repo_may_add_command_agents", "repo_may_set_checks", "repo_may_set_agent_env")
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
 def _daemon_policy(settings: Settings) -> Settings:
-    """A repository's agents may not pull ${VARIABLES} out of the daemon's environment (where its own GitHub
-    credentials live) unless the server file says so explicitly."""
-    if "repo_may_set_agent_env" in settings.policy.model_fields_set:
+    """A repository may not add `command` agents, replace the checks or pull ${VARIABLES} out of the daemon's
+    environment (where its own GitHub credentials live) unless the server file allows it explicitly."""
+    locked = {key: False for key in DAEMON_LOCKED_POLICY if key not in settings.policy.model_fields_set}
+    if not locked:
         return settings
-    policy = settings.policy.model_copy(update={"repo_may_set_agent_env": False})
+    policy = settings.policy.model_copy(update=locked)
     return settings.model_copy(update={"policy": policy})
 
 
@@ -196,6 +222,8 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 def _readyz(daemon: Daemon) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def readyz(_request: web.Request) -> web.Response:
+        if daemon.stopping:  # a load balancer stops sending deliveries here
+            return web.json_response({"status": "shutting down"}, status=503)
         problems = await daemon.ready()
         if problems:
             return web.json_response({"status": "not ready", "problems": problems}, status=503)

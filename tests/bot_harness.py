@@ -62,12 +62,15 @@ def daemon_config(
     schedule: dict[str, Any] | None = None,
     github: dict[str, Any] | None = None,
     templates: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The server file's content for a daemon pointed at `fake` (also written as YAML for a `serve` process).
     `github` entries replace the github section's (None values drop a key)."""
     section = {"token": fake.token, "webhook_secrets": [SECRET], "api_url": fake.url, "write_interval": 0}
     section = {k: v for k, v in {**section, **(github or {})}.items() if v is not None}
+    extra = {"policy": policy} if policy is not None else {}
     return {
+        **extra,
         "templates": templates or {},
         "agents": agents or three_agents(),
         "defaults": {"agents": ["claude", "codex", "gemini"]},
@@ -119,6 +122,7 @@ class BotHarness:
         github: dict[str, Any] | None = None,
         client: Callable[[FakeGitHub], PyGithubClient] | None = None,
         templates: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> AsyncIterator[BotHarness]:
         remote = bare_remote(tmp_path)
         own_fake = gh is None
@@ -136,6 +140,7 @@ class BotHarness:
                 schedule=schedule,
                 github=github,
                 templates=templates,
+                policy=policy,
             )
         )
         behaviour = bot_settings(settings, {})

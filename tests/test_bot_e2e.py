@@ -77,8 +77,13 @@ async def test_label_with_agents_names_them(tmp_path: Path) -> None:
         assert not _pulls(h)  # no auto_pr: the maintainer picks
 
 
+# The golden logs of a command on a running task have its reaction before the first progress edit: a progress
+# interval well above the time a command takes to arrive keeps that order on a loaded machine.
+COMMAND_FIRST = {"progress_interval": 1.0}
+
+
 async def test_fork_on_a_running_task(tmp_path: Path) -> None:
-    async with BotHarness.start(tmp_path, agents=slow_agents()) as h:
+    async with BotHarness.start(tmp_path, agents=slow_agents(), bot=COMMAND_FIRST) as h:
         await _label(h)
         await _until_running(h)
         await _comment(h, "Another go please:\n/forge fork gemini --model gemini-2.5-pro")
@@ -93,7 +98,7 @@ async def test_fork_on_a_running_task(tmp_path: Path) -> None:
 
 async def test_cancel_stops_every_attempt(tmp_path: Path) -> None:
     agents = {name: fake_agent("hang") for name in ("claude", "codex", "gemini")}
-    async with BotHarness.start(tmp_path, agents=agents) as h:
+    async with BotHarness.start(tmp_path, agents=agents, bot=COMMAND_FIRST) as h:
         await _label(h)
         await _until_running(h)
         await _comment(h, "/forge cancel")

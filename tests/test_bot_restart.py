@@ -4,7 +4,6 @@ duplicate comment or PR, the interrupted attempts are reported in the progress c
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -16,6 +15,7 @@ import aiohttp
 import yaml
 
 from forgebot.core.models import AttemptStatus
+from forgebot.engine.processes import pid_alive
 from forgebot.store import open_store
 from tests import payloads
 from tests.bot_harness import REPO, SECRET, BotHarness, bare_remote, daemon_config, fake_agent, seed
@@ -61,14 +61,6 @@ def _attempts(data: Path) -> list[tuple[str, S, int | None]]:
         store.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 async def test_killed_daemon_restarts_without_duplicates(tmp_path: Path) -> None:
     remote = bare_remote(tmp_path)
     data = tmp_path / "data"
@@ -103,11 +95,11 @@ async def test_killed_daemon_restarts_without_duplicates(tmp_path: Path) -> None
         finally:
             if serve.poll() is None:
                 serve.kill()
-        assert all(_alive(pid) for pid in agent_pids)  # orphans, until the next start reaps them
+        assert all(pid_alive(pid) for pid in agent_pids)  # orphans, until the next start reaps them
 
         async with BotHarness.start(tmp_path, gh=gh, agents=agents, data_dir=data) as h:
             await h.until_idle()
-            assert not any(_alive(pid) for pid in agent_pids)
+            assert not any(pid_alive(pid) for pid in agent_pids)
             assert [(a, s) for a, s, _ in await asyncio.to_thread(_attempts, data)] == [
                 ("claude", S.INTERRUPTED),
                 ("codex", S.INTERRUPTED),

@@ -348,7 +348,8 @@ def test_merge_refuses_command_agents_when_policy_forbids(tmp_path: Path) -> Non
         merge(load_settings(path, environ={}), load_repo_config(REPO_YAML))
 
     assert exc.value.problems == (
-        ".github/forge.yml agents.local: command agents are not allowed by the server config",
+        ".github/forge.yml agents.local: command agents are not allowed by the server config"
+        " (policy.repo_may_add_command_agents is false)",
     )
 
 

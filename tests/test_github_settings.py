@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from forgebot.config import ConfigError, Settings, load_repo_config, merge
-from forgebot.github.settings import bot_settings
+from forgebot.github.settings import BotSettings, bot_settings
 
 
 def test_defaults_and_environment() -> None:
@@ -97,3 +97,65 @@ def test_merge_permissions_stay_at_write_or_above(levels: list[str], problem: st
     with pytest.raises(ConfigError, match=r"bot\.merge_permissions") as caught:
         bot_settings(Settings.model_validate({"bot": {"merge_permissions": levels}}), {})
     assert problem in str(caught.value)
+
+
+# Every daemon setting from the environment: one value per key (the table must cover every key).
+ENVIRONMENT = {
+    "FORGEBOT_GITHUB_API_URL": ("https://ghe.example.com/api/v3", ("github", "api_url")),
+    "FORGEBOT_GITHUB_TOKEN": ("env-token", ("github", "token")),
+    "FORGEBOT_GITHUB_APP_ID": ("12", ("github", "app_id")),
+    "FORGEBOT_GITHUB_PRIVATE_KEY_FILE": ("/etc/forgebot/app.pem", ("github", "private_key_file")),
+    "FORGEBOT_GITHUB_WEBHOOK_SECRETS": ("a,b", ("github", "webhook_secrets")),
+    "FORGEBOT_GITHUB_WRITE_INTERVAL": ("2.5", ("github", "write_interval")),
+    "FORGEBOT_SERVER_HOST": ("0.0.0.0", ("server", "host")),
+    "FORGEBOT_SERVER_PORT": ("9001", ("server", "port")),
+    "FORGEBOT_SERVER_SHUTDOWN_GRACE": ("12", ("server", "shutdown_grace")),
+    "FORGEBOT_REPOS_ALLOW": ("acme/*, octo/demo", ("repos", "allow")),
+    "FORGEBOT_BOT_TRIGGER_LABEL": ("agents", ("bot", "trigger_label")),
+    "FORGEBOT_BOT_AUTO_PR": ("true", ("bot", "auto_pr")),
+    "FORGEBOT_BOT_DRAFT_PR": ("false", ("bot", "draft_pr")),
+    "FORGEBOT_BOT_REPLY_TO_UNAUTHORIZED": ("false", ("bot", "reply_to_unauthorized")),
+    "FORGEBOT_BOT_PERMISSION_CACHE_SECONDS": ("30", ("bot", "permission_cache_seconds")),
+    "FORGEBOT_BOT_ALLOWED_BOTS": ("renovate[bot]", ("bot", "allowed_bots")),
+    "FORGEBOT_BOT_PROGRESS_INTERVAL": ("7", ("bot", "progress_interval")),
+    "FORGEBOT_BOT_MAX_PROGRESS_EDITS": ("9", ("bot", "max_progress_edits")),
+    "FORGEBOT_BOT_LOG_TAIL_LINES": ("5", ("bot", "log_tail_lines")),
+}
+EXPECTED = {
+    "FORGEBOT_GITHUB_APP_ID": 12,
+    "FORGEBOT_GITHUB_WEBHOOK_SECRETS": ["a", "b"],
+    "FORGEBOT_GITHUB_WRITE_INTERVAL": 2.5,
+    "FORGEBOT_SERVER_PORT": 9001,
+    "FORGEBOT_SERVER_SHUTDOWN_GRACE": 12.0,
+    "FORGEBOT_REPOS_ALLOW": ["acme/*", "octo/demo"],
+    "FORGEBOT_BOT_AUTO_PR": True,
+    "FORGEBOT_BOT_DRAFT_PR": False,
+    "FORGEBOT_BOT_REPLY_TO_UNAUTHORIZED": False,
+    "FORGEBOT_BOT_PERMISSION_CACHE_SECONDS": 30.0,
+    "FORGEBOT_BOT_ALLOWED_BOTS": ["renovate[bot]"],
+    "FORGEBOT_BOT_PROGRESS_INTERVAL": 7.0,
+    "FORGEBOT_BOT_MAX_PROGRESS_EDITS": 9,
+    "FORGEBOT_BOT_LOG_TAIL_LINES": 5,
+}
+
+
+def test_every_daemon_setting_is_settable_from_the_environment() -> None:
+    every_key = {
+        (section, key)
+        for section, model in BotSettings.model_fields.items()
+        for key in model.annotation.model_fields  # type: ignore[union-attr]
+    }
+    assert {target for _, target in ENVIRONMENT.values()} == every_key
+    bot = bot_settings(Settings(), {name: value for name, (value, _) in ENVIRONMENT.items()})
+    for name, (raw, (section, key)) in ENVIRONMENT.items():
+        assert getattr(getattr(bot, section), key) == EXPECTED.get(name, raw), name
+
+
+def test_an_unknown_daemon_variable_is_reported_not_ignored() -> None:
+    with pytest.raises(ConfigError) as caught:
+        bot_settings(Settings(), {"FORGEBOT_BOT_TRIGER_LABEL": "x", "FORGEBOT_SERVER_PROT": "1", "FORGEBOT_X": "y"})
+    hint = "settable: FORGEBOT_<GITHUB|SERVER|REPOS|BOT>_<KEY>, e.g. FORGEBOT_BOT_AUTO_PR (see the README)"
+    assert caught.value.problems == (
+        f"environment FORGEBOT_BOT_TRIGER_LABEL: not a known setting ({hint})",
+        f"environment FORGEBOT_SERVER_PROT: not a known setting ({hint})",
+    )

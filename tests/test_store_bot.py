@@ -8,7 +8,7 @@ import pytest
 
 from forgebot.core.models import Strategy
 from forgebot.store import NotFound, SqlStore, open_store
-from forgebot.store.bot import BotStore, CommandRun, CommandState, DeliveryStatus, IssueTask
+from forgebot.store.bot import BotStore, Claim, CommandRun, CommandState, DeliveryStatus, Finish, IssueTask
 
 
 @pytest.fixture
@@ -99,3 +99,36 @@ def test_commands_run_once_and_keep_their_answer(stores: tuple[SqlStore, BotStor
     assert bot.get_delivery("c7:1").tries == 2
     bot.finish_command("c7:1", answer=None, error=None, now=3.0)
     assert begin("c7:1") == CommandRun(CommandState.DONE, None)
+
+
+def _c(delivery: str, payload: str = "{}", now: float = 5.0) -> Claim:
+    return Claim(delivery, "issues", "labeled", "o/r", payload, now)
+
+
+def test_a_batch_claims_and_finishes_in_one_transaction_like_one_at_a_time(stores: tuple[SqlStore, BotStore]) -> None:
+    _, bot = stores
+    _claim(bot, "done")
+    bot.finish_delivery("done", error=None, now=2.0)
+    _claim(bot, "failed")
+    bot.finish_delivery("failed", error="502", now=2.0)
+    _claim(bot, "running")
+
+    answers = bot.record_deliveries(
+        [_c("new", '{"n": 1}'), _c("done"), _c("failed", '{"again": 1}'), _c("running"), _c("new")],
+        [Finish("running", None, 6.0)],
+    )
+
+    assert answers == [True, False, True, False, False]  # a second claim of one id in a batch is a duplicate
+    new, failed, running = (bot.get_delivery(d) for d in ("new", "failed", "running"))
+    assert (new.status, new.payload, new.tries) == (DeliveryStatus.PENDING, '{"n": 1}', 1)
+    assert (failed.status, failed.payload, failed.tries, failed.error) == (
+        DeliveryStatus.PENDING,
+        '{"again": 1}',
+        2,
+        None,
+    )
+    assert (running.status, running.payload) == (DeliveryStatus.DONE, "")
+    bot.record_deliveries([], [Finish("new", "boom", 7.0), Finish("failed", None, 7.0)])
+    assert (bot.get_delivery("new").status, bot.get_delivery("new").error) == (DeliveryStatus.FAILED, "boom")
+    assert bot.get_delivery("new").payload == '{"n": 1}'  # kept for a retry
+    assert bot.get_delivery("failed").status is DeliveryStatus.DONE

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from forgebot.github.routing import Router, WebhookEvent
 from forgebot.github.webhooks import Webhooks, signature_valid
-from forgebot.store import open_store
+from forgebot.store import NotFound, open_store
 from forgebot.store.bot import BotStore, DeliveryStatus
 from tests import payloads
 
@@ -201,3 +201,46 @@ async def test_a_delivery_a_killed_daemon_accepted_is_resumed(tmp_path: Path) ->
         assert [e.delivery for e in second.recorder.seen] == ["d-9"]
         assert json.loads(json.dumps(second.recorder.seen[0].payload))["issue"]["number"] == 7
         assert second.bot.get_delivery("d-9").status is DeliveryStatus.DONE
+
+
+async def test_while_draining_deliveries_get_503_and_are_not_recorded(served: Served) -> None:
+    served.hooks.stop_accepting()
+    assert await served.deliver(labeled(), delivery="d-late") == 503
+    assert await served.deliver({"zen": "Keep it logically awesome."}, delivery="d-ping", event="ping") == 503
+    body, _ = payloads.signed(labeled(), "wrong secret")
+    status, _ = await served.post(body, payloads.headers("issues", "d-bad", "sha256=" + "0" * 64))
+    assert status == 401  # a bad signature is still a bad signature
+    assert served.recorder.seen == [] and served.bot.pending_deliveries() == []
+    with pytest.raises(NotFound, match="d-late"):  # GitHub keeps it for a redelivery to the next daemon
+        served.bot.get_delivery("d-late")
+
+
+async def test_a_delivery_no_handler_has_anything_to_do_is_acknowledged_unrecorded(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'forgebot.db'}")
+    recorder = Recorder()
+    router = Router()
+    router.add("issue_comment", "created", recorder, relevant=lambda e: "/forge" in e.payload["comment"]["body"])
+    hooks = Webhooks([SECRET], store.bot_store(), router)
+    app = web.Application()
+    app.router.add_post("/webhook", hooks.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/webhook"  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for delivery, text in (("chat", "Thanks, looks good"), ("cmd", "/forge status")):
+                body, sig = payloads.signed(payloads.commented(REPO, 7, text, "alice"), SECRET)
+                async with session.post(url, data=body, headers=payloads.headers("issue_comment", delivery, sig)) as r:
+                    assert (r.status, (await r.json())["message"]) == (
+                        (200, "nothing to do: issue_comment.created") if delivery == "chat" else (202, "accepted")
+                    )
+        await hooks.drain(5)
+        assert [e.delivery for e in recorder.seen] == ["cmd"]
+        assert store.bot_store().get_delivery("cmd").status is DeliveryStatus.DONE
+        with pytest.raises(NotFound):
+            store.bot_store().get_delivery("chat")
+    finally:
+        await runner.cleanup()
+        store.close()

@@ -22,6 +22,7 @@ from github import Auth, Github, GithubIntegration
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 TOKEN_LIFETIME = 3600.0  # GitHub's installation tokens live an hour
+MINTED_REMEMBERED = 256  # installation tokens kept for redaction (a day of hourly tokens for 10 installations)
 _TOKENS = re.compile(r'(?<="token": ")[^"]+|\b(?:gh[pousr]_|github_pat_)[A-Za-z0-9_]+')
 
 
@@ -100,6 +101,7 @@ class GitHubApp:
         self._installations: dict[str, int] = {}  # "owner/name" -> installation id
         self._tokens: dict[int, tuple[str, float]] = {}  # installation id -> (token, expiry in epoch seconds)
         self._locks: dict[int | None, asyncio.Lock] = {}  # None: installation lookups; an id: its token
+        self._minted: dict[str, None] = {}  # the latest tokens created, oldest first (for redaction)
 
     async def installation(self, repo: str, call: Call) -> int:
         async with self._locks.setdefault(None, asyncio.Lock()):
@@ -117,8 +119,18 @@ class GitHubApp:
             # Creating a token twice is harmless, so this POST may be retried after a 5xx.
             grant = await call("installation_token", lambda: self.integration.get_access_token(installation), True)
             self._tokens[installation] = (grant.token, _epoch(grant.expires_at))
+            self._remember(grant.token)
             log.info("github_token_created", installation=installation)
             return grant.token
+
+    def _remember(self, token: str) -> None:
+        self._minted[token] = None
+        while len(self._minted) > MINTED_REMEMBERED:
+            del self._minted[next(iter(self._minted))]
+
+    def minted(self) -> tuple[str, ...]:
+        """The installation tokens created so far (the latest MINTED_REMEMBERED): never to be shown anywhere."""
+        return tuple(self._minted)
 
     def forget(self, installation: int) -> None:
         """Drop a token GitHub refused (revoked, or the app was reinstalled): the next call fetches a new one."""

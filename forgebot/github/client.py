@@ -282,6 +282,10 @@ class PyGithubClient:
             return self._token
         return await self._app.token(await self._app.installation(_check_repo(repo), self._app_call), self._app_call)
 
+    def known_tokens(self) -> tuple[str, ...]:
+        minted = self._app.minted() if self._app is not None else ()
+        return tuple(t for t in (self._token, *minted) if t)
+
     async def ping(self) -> None:
         if self._app is not None:
             await self._app_call("ping", self._app.integration.get_app)
@@ -406,7 +410,8 @@ class PyGithubClient:
         if "retry-after" in headers:
             return _seconds(headers["retry-after"], self._secondary_rate_wait)
         if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
-            return max(0.0, _seconds(headers["x-ratelimit-reset"], time.time()) - time.time())
+            # The reset is a whole epoch second and clocks differ: one more second so the retry is not early.
+            return max(0.0, _seconds(headers["x-ratelimit-reset"], time.time()) - time.time()) + 1.0
         message = exc.data.get("message") if isinstance(exc.data, dict) else None
         if exc.status == 429 or Requester.isRateLimitError(str(message or "")):
             return self._secondary_rate_wait  # a secondary limit without headers: GitHub says wait a minute

@@ -166,6 +166,11 @@ class GitHubPort(Protocol):
         """A token git may use over https for this repository (an installation token for an App), or None."""
         ...
 
+    def known_tokens(self) -> tuple[str, ...]:
+        """Every credential this client holds or has created (its token, GitHub App installation tokens), so
+        that what forgebot posts can be scrubbed of them. Not async: no request, called at each redaction."""
+        ...
+
     async def ping(self) -> None:
         """A cheap authenticated read, for readiness checks; raises GitHubError when GitHub is not reachable."""
         ...

@@ -12,13 +12,14 @@ import contextlib
 import contextvars
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
 
 from forgebot.core import render
 from forgebot.core.models import Attempt, AttemptStatus, TaskStatus, task_status
+from forgebot.core.pacing import DEFAULT_DOUBLE_EVERY, DEFAULT_MAX_EDITS, EditBudget
 from forgebot.core.scoring import compare
 from forgebot.engine.clones import Clones
 from forgebot.engine.engine import Engine
@@ -59,10 +60,18 @@ def read_tail(path: str | None, lines: int) -> str:
 class PublisherSettings:
     web_url: str = "https://github.com"
     progress_interval: float = 5.0
+    max_progress_edits: int = DEFAULT_MAX_EDITS  # per task; the final edit comes on top
+    progress_double_every: int = DEFAULT_DOUBLE_EVERY  # the gap between progress edits doubles this often
     log_tail_lines: int = 20
     draft_pr: bool = True
     trigger_label: str = "forge"
     secrets: tuple[str, ...] = ()  # never shown in a comment, even if an agent prints one
+    # Secrets that appear while running (GitHub App installation tokens): asked for at each redaction.
+    runtime_secrets: Callable[[], Iterable[str]] = tuple
+
+    @property
+    def budget(self) -> EditBudget:
+        return EditBudget(self.progress_interval, self.max_progress_edits, self.progress_double_every)
 
 
 class Publisher:
@@ -87,6 +96,7 @@ class Publisher:
         self._locks: dict[int, asyncio.Lock] = {}
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._last_edit: dict[int, float] = {}
+        self._edits: dict[int, int] = {}  # edits of each task's progress comment (the edit budget)
         self._last_body: dict[int, str] = {}
         self._footers: dict[int, list[str]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -98,11 +108,12 @@ class Publisher:
         self._unsubscribe = self.engine.bus.subscribe(self._on_event)
 
     async def close(self) -> None:
+        """Stop listening and cancel what is still under way (after `settle`, at shutdown)."""
         if self._unsubscribe:
             self._unsubscribe()
-        for timer in self._timers.values():
-            timer.cancel()
         pending = [*self._timers.values(), *self._background]
+        for task in pending:
+            task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
@@ -128,24 +139,44 @@ class Publisher:
         task.add_done_callback(self._background.discard)
 
     def _schedule(self, task_id: int) -> None:
-        """At most one edit per `progress_interval` per task; events in between are folded into it."""
+        """A progress edit within the task's edit budget (core/pacing.py); events in between are folded into it.
+        Once the budget is spent, nothing until the final edit."""
         if task_id in self._timers and not self._timers[task_id].done():
             return
-        wait = self._last_edit.get(task_id, 0.0) + self.settings.progress_interval - self._clock()
+        wait = self.settings.budget.next_edit(self._edits.get(task_id, 0), self._last_edit.get(task_id), self._clock())
+        if wait is None:
+            return
 
         async def later() -> None:
             structlog.contextvars.bind_contextvars(task=task_id)
             await asyncio.sleep(max(0.0, wait))
             self._timers.pop(task_id, None)
             with contextlib.suppress(GitHubError):
-                await self.refresh(task_id)
+                await self.refresh(task_id, budgeted=True)
 
-        self._timers[task_id] = asyncio.create_task(later(), context=contextvars.Context())
+        timer = self._timers[task_id] = asyncio.create_task(later(), context=contextvars.Context())
+        self._background.add(timer)  # settle() waits for it also once it is past its sleep and editing
+        timer.add_done_callback(self._background.discard)
 
     async def settle(self) -> None:
         """Wait for the background work under way (tests and shutdown)."""
         while self._background or any(not t.done() for t in self._timers.values()):
             await asyncio.gather(*self._background, *self._timers.values(), return_exceptions=True)
+
+    async def flush(self, within: float) -> bool:
+        """At shutdown: make the pending progress edits now instead of at their time, then settle within
+        `within` seconds. False when work was still under way (`close` cancels it)."""
+        for task_id, timer in list(self._timers.items()):
+            if not timer.done():
+                timer.cancel()
+                self._timers.pop(task_id, None)
+                self._spawn(task_id, self.refresh(task_id))
+        try:
+            async with asyncio.timeout(within):
+                await self.settle()
+        except TimeoutError:
+            return False
+        return True
 
     # -- the progress comment ----------------------------------------------------------------------
 
@@ -176,7 +207,9 @@ class Publisher:
     def _lock(self, task_id: int) -> asyncio.Lock:
         return self._locks.setdefault(task_id, asyncio.Lock())
 
-    async def refresh(self, task_id: int, *, footer: str | None = None) -> None:
+    async def refresh(self, task_id: int, *, footer: str | None = None, budgeted: bool = False) -> None:
+        """Edit the progress comment (posting it first if needed) when what it shows changed. `budgeted`: a
+        progress edit, skipped once the task's edit budget is spent; others (final, commands) are always made."""
         link = await asyncio.to_thread(self._link, task_id)
         if link is None:
             return
@@ -185,6 +218,8 @@ class Publisher:
         async with self._lock(task_id):
             if not link.progress_comment_id:
                 link = await self._open_progress(link)
+            if budgeted and not self.settings.budget.may_edit(self._edits.get(task_id, 0)):
+                return
             body = await self._body(link)
             if body == self._last_body.get(task_id):
                 return  # nothing visible changed: no write
@@ -192,6 +227,7 @@ class Publisher:
             await self.github.edit_comment(link.repo, link.progress_comment_id, body)
             self._last_body[task_id] = body
             self._last_edit[task_id] = self._clock()
+            self._edits[task_id] = self._edits.get(task_id, 0) + 1
 
     async def _body(self, link: IssueTask) -> str:
         task = await self.engine.task(link.task_id)
@@ -203,26 +239,27 @@ class Publisher:
         tails = {}
         for attempt in attempts:
             if attempt.status.terminal and attempt.status is not AttemptStatus.SUCCEEDED:
-                tails[attempt.id] = self._redact(
-                    await asyncio.to_thread(read_tail, attempt.log_path, self.settings.log_tail_lines)
-                )
+                tails[attempt.id] = await asyncio.to_thread(read_tail, attempt.log_path, self.settings.log_tail_lines)
         links = render.branch_links(f"{self.settings.web_url}/{link.repo}")
         pushed = {a.branch for a in attempts if a.commit_sha}  # the others were never pushed: no dead links
         footer = list(self._footers.get(link.task_id, ()))
         if link.pr_number:
             footer.insert(0, f"Pull request: #{link.pr_number} ({link.pr_state or 'open'})")
-        return render.progress_comment(
-            task,
-            attempts,
-            now=self._clock(),
-            branch_url=lambda branch: links(branch) if branch in pushed else None,
-            comparison=compare(attempts) if finished else None,
-            log_tails=tails,
-            footer_lines=footer,
+        # Redacted whole: an agent's output reaches the log tails, its error and its final message.
+        return self._redact(
+            render.progress_comment(
+                task,
+                attempts,
+                now=self._clock(),
+                branch_url=lambda branch: links(branch) if branch in pushed else None,
+                comparison=compare(attempts) if finished else None,
+                log_tails=tails,
+                footer_lines=footer,
+            )
         )
 
     def _redact(self, text: str) -> str:
-        for secret in self.settings.secrets:
+        for secret in (*self.settings.secrets, *self.settings.runtime_secrets()):
             if secret:
                 text = text.replace(secret, "***")
         return text
@@ -293,7 +330,7 @@ class Publisher:
         summary = compare(await self.engine.attempts(task.id))
         new = pull_steps.NewPull(
             title=render.pr_title(issue_title),
-            body=render.pr_body(task, attempt, summary, issue_number=link.issue),
+            body=self._redact(render.pr_body(task, attempt, summary, issue_number=link.issue)),
             head=attempt.branch,
             base=task.base_branch,
             draft=self.settings.draft_pr if draft is None else draft,

@@ -37,26 +37,43 @@ class WebhookEvent:
 
 
 Handler = Callable[[WebhookEvent], Awaitable[None]]
+Relevant = Callable[[WebhookEvent], bool]  # pure and cheap: whether the handler would do anything at all
 
 
 class Router:
     def __init__(self) -> None:
-        self._handlers: dict[tuple[str, str | None], list[Handler]] = defaultdict(list)
+        self._routes: dict[tuple[str, str | None], list[tuple[Handler, Relevant | None]]] = defaultdict(list)
 
-    def add(self, event: str, action: str | None, handler: Handler) -> None:
-        """`action=None` matches every action of the event."""
-        self._handlers[(event, action)].append(handler)
+    def add(self, event: str, action: str | None, handler: Handler, *, relevant: Relevant | None = None) -> None:
+        """`action=None` matches every action of the event. `relevant` tells, from the payload alone, whether the
+        handler has anything to do (a comment with no command has not): deliveries no handler wants are
+        acknowledged without being recorded or run."""
+        self._routes[(event, action)].append((handler, relevant))
+
+    def _matching(self, event: str, action: str | None) -> list[tuple[Handler, Relevant | None]]:
+        specific = self._routes.get((event, action), []) if action is not None else []
+        return [*specific, *self._routes.get((event, None), [])]
 
     def handlers(self, event: str, action: str | None) -> list[Handler]:
-        specific = self._handlers.get((event, action), []) if action is not None else []
-        return [*specific, *self._handlers.get((event, None), [])]
+        return [handler for handler, _ in self._matching(event, action)]
 
     def events(self) -> set[tuple[str, str | None]]:
         """Every (event, action) some handler is registered for (action None: all of the event's actions)."""
-        return {key for key, handlers in self._handlers.items() if handlers}
+        return {key for key, routes in self._routes.items() if routes}
 
     def wants(self, event: str, action: str | None) -> bool:
         return bool(self.handlers(event, action))
+
+    def relevant(self, event: WebhookEvent) -> bool:
+        """Whether any handler of this delivery has something to do; when a check fails, it is assumed so."""
+        for _, check in self._matching(event.event, event.action):
+            try:
+                if check is None or check(event):
+                    return True
+            except Exception:
+                log.exception("relevance_check_failed", delivery=event.delivery, gh_event=event.event)
+                return True
+        return False
 
     async def dispatch(self, event: WebhookEvent) -> list[str]:
         """Runs every handler; returns one line per handler that failed (empty when all succeeded)."""

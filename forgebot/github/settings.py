@@ -6,11 +6,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forgebot.config import ConfigError, Settings
+from forgebot.core.pacing import DEFAULT_MAX_EDITS
 
 DEFAULT_API_URL = "https://api.github.com"
 BODY_LIMIT = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
@@ -70,6 +71,9 @@ class BotBehaviour(_Strict):
     # Bot accounts (login ending in [bot], or type Bot) never trigger work unless named here.
     allowed_bots: list[str] = Field(default_factory=list)
     progress_interval: float = Field(default=5.0, ge=0)  # at most one progress edit this often per task
+    # Progress edits per task: the gap between them doubles every few edits, and after this many only the final
+    # edit is made (label → three attempts → PR stays within 25 GitHub writes).
+    max_progress_edits: int = Field(default=DEFAULT_MAX_EDITS, ge=0)
     log_tail_lines: int = Field(default=20, ge=0)
 
     @field_validator("merge_permissions")
@@ -104,19 +108,52 @@ class BotSettings(_Strict):
             raise ConfigError(*problems)
 
 
-# Environment variable -> (section, key). Lists are comma-separated.
-_ENVIRONMENT = {
-    "FORGEBOT_GITHUB_API_URL": ("github", "api_url"),
-    "FORGEBOT_GITHUB_TOKEN": ("github", "token"),
-    "FORGEBOT_GITHUB_APP_ID": ("github", "app_id"),
-    "FORGEBOT_GITHUB_PRIVATE_KEY_FILE": ("github", "private_key_file"),
-    "FORGEBOT_WEBHOOK_SECRET": ("github", "webhook_secrets"),
-    "FORGEBOT_SERVER_HOST": ("server", "host"),
-    "FORGEBOT_SERVER_PORT": ("server", "port"),
-    "FORGEBOT_REPOS_ALLOW": ("repos", "allow"),
-    "FORGEBOT_BOT_TRIGGER_LABEL": ("bot", "trigger_label"),
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "github": GitHubSettings,
+    "server": ServerSettings,
+    "repos": RepoSettings,
+    "bot": BotBehaviour,
 }
-_LISTS = {("github", "webhook_secrets"), ("repos", "allow")}
+_ENV_PREFIXES = tuple(f"FORGEBOT_{section.upper()}_" for section in _SECTIONS)
+_ENV_ALIASES = {"FORGEBOT_WEBHOOK_SECRET": ("github", "webhook_secrets")}  # the documented short name
+
+
+def environment_names() -> dict[str, tuple[str, str]]:
+    """Every daemon setting's variable: FORGEBOT_<SECTION>_<KEY> -> (section, key), e.g. FORGEBOT_BOT_AUTO_PR.
+    Lists are comma-separated; FORGEBOT_WEBHOOK_SECRET is also accepted for github.webhook_secrets."""
+    names = {
+        f"FORGEBOT_{section.upper()}_{key.upper()}": (section, key)
+        for section, model in _SECTIONS.items()
+        for key in model.model_fields
+        if key in _FLAT_FIELDS[section]
+    }
+    return {**names, **_ENV_ALIASES}
+
+
+def _is_flat(annotation: Any) -> bool:
+    """A value an environment variable can hold: a scalar, or a list of strings (comma-separated)."""
+    return get_origin(annotation) is not dict
+
+
+_FLAT_FIELDS = {
+    section: {key for key, field in model.model_fields.items() if _is_flat(field.annotation)}
+    for section, model in _SECTIONS.items()
+}
+
+
+def _environment(environ: Mapping[str, str]) -> tuple[dict[tuple[str, str], tuple[str, str]], list[str]]:
+    """(section, key) -> (variable, raw value) for the variables set, and the unknown FORGEBOT_<SECTION>_ ones."""
+    names = environment_names()
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    unknown = []
+    for name in sorted(environ):
+        raw = environ[name]
+        if name in names:
+            if raw != "":
+                found[names[name]] = (name, raw)
+        elif name.startswith(_ENV_PREFIXES):
+            unknown.append(name)
+    return found, unknown
 
 
 def bot_settings(settings: Settings, environ: Mapping[str, str]) -> BotSettings:
@@ -127,11 +164,13 @@ def bot_settings(settings: Settings, environ: Mapping[str, str]) -> BotSettings:
         "bot": dict(settings.bot),
     }
     sources: dict[tuple[str, str], str] = {}
-    for name, (section, key) in _ENVIRONMENT.items():
-        raw = environ.get(name)
-        if raw is None or raw == "":
-            continue
-        is_list = (section, key) in _LISTS
+    found, unknown = _environment(environ)
+    if unknown:
+        hint = "settable: FORGEBOT_<GITHUB|SERVER|REPOS|BOT>_<KEY>, e.g. FORGEBOT_BOT_AUTO_PR (see the README)"
+        raise ConfigError(*(f"environment {name}: not a known setting ({hint})" for name in unknown))
+    for (section, key), (name, raw) in found.items():
+        annotation = _SECTIONS[section].model_fields[key].annotation
+        is_list = get_origin(annotation) is list
         data[section][key] = [part.strip() for part in raw.split(",") if part.strip()] if is_list else raw
         sources[(section, key)] = f"environment {name}"
     try:

@@ -17,9 +17,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from forgebot.github.deliveries import DeliveryBook
 from forgebot.github.routing import Router, WebhookEvent
 from forgebot.github.settings import BODY_LIMIT
-from forgebot.store.bot import BotStore
+from forgebot.store.bot import BotStore, Claim, Finish
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +65,7 @@ class Webhooks:
             raise ValueError("at least one webhook secret is required")
         self._secrets = tuple(secrets)
         self._store = bot_store
+        self._book = DeliveryBook(bot_store)  # claims and finishes, batched by one writer
         self._router = router
         self._clock = clock
         self._on_result = on_result or (lambda _reason: None)  # metrics: accepted, duplicate, bad_signature...
@@ -81,6 +83,9 @@ class Webhooks:
             return self._rejected(413, "too_large", "payload larger than 25 MB")
         if not signature_valid(body, request.headers.get("X-Hub-Signature-256"), self._secrets):
             return self._rejected(401, "bad_signature", "signature does not match (X-Hub-Signature-256)")
+        if not self._accepting:
+            # Not recorded: GitHub shows the failure in its delivery log and it can be redelivered later.
+            return self._rejected(503, "shutting_down", "shutting down; redeliver later")
         event = request.headers.get("X-GitHub-Event", "")
         delivery = request.headers.get("X-GitHub-Delivery", "")
         if not event or not delivery:
@@ -98,22 +103,18 @@ class Webhooks:
         if not self._router.wants(event, hook.action):
             self._on_result("ignored")
             return _reply(200, f"ignored: {event}.{hook.action or '-'}")
-        if not self._accepting:
-            # GitHub shows the failure in the App's delivery log; the missed-delivery sweep redelivers it.
-            return self._rejected(503, "shutting_down", "shutting down; redeliver later")
-        claimed = await asyncio.to_thread(
-            self._store.claim_delivery,
-            delivery,
-            event=event,
-            action=hook.action,
-            repo=hook.repo,
-            payload=body.decode(),
-            now=self._clock(),
-        )
+        if not self._router.relevant(hook):  # e.g. a comment without a command: nothing to record or run
+            self._on_result("ignored")
+            return _reply(200, f"nothing to do: {event}.{hook.action or '-'}")
+        claim = Claim(delivery, event, hook.action, hook.repo, body.decode(), self._clock())
+        claimed = await self._book.claim(claim)
         if not claimed:
             self._on_result("duplicate")
             return _reply(200, "duplicate delivery: already handled")
-        self._start(hook)
+        if self._accepting:
+            self._start(hook)
+        else:  # the drain began while it was being recorded: it is pending in the store, the next start runs it
+            log.info("delivery_deferred", delivery=delivery, gh_event=event)
         self._on_result("accepted")
         return _reply(202, "accepted")
 
@@ -134,7 +135,7 @@ class Webhooks:
             started = self._clock()
             failures = await self._router.dispatch(hook)
             error = "; ".join(failures)[:2000] or None
-            await asyncio.to_thread(self._store.finish_delivery, hook.delivery, error=error, now=self._clock())
+            await self._book.finish(Finish(hook.delivery, error, self._clock()))
             log.info(
                 "delivery_handled",
                 gh_event=hook.event,
@@ -158,10 +159,14 @@ class Webhooks:
             self._start(WebhookEvent(delivery.id, delivery.event, payload))
         return len(pending)
 
+    def stop_accepting(self) -> None:
+        """From now on deliveries are answered 503 (GitHub keeps them for a redelivery)."""
+        self._accepting = False
+
     async def drain(self, grace: float) -> None:
         """Stop accepting deliveries, give running handlers `grace` seconds, then cancel the rest: they stay
         pending in the store and `resume()` runs them again on the next start (handlers are idempotent)."""
-        self._accepting = False
+        self.stop_accepting()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace)
         for task in list(self._tasks):

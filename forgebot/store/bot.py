@@ -7,13 +7,13 @@ daemon never finished is picked up on the next start.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -54,6 +54,27 @@ class CommandState(StrEnum):
 class CommandRun:
     state: CommandState
     answer: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery to record as pending (see `BotStore.claim_delivery`)."""
+
+    id: str
+    event: str
+    action: str | None
+    repo: str | None
+    payload: str
+    now: float
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A delivery whose handlers ran: done, or failed with `error`."""
+
+    id: str
+    error: str | None
+    now: float
 
 
 @dataclass(frozen=True)
@@ -132,6 +153,66 @@ class BotStore:
             if status is DeliveryStatus.DONE:
                 values["payload"] = ""
             conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(values))
+
+    def record_deliveries(self, claims: Sequence[Claim], finishes: Sequence[Finish]) -> list[bool]:
+        """Many claims and finishes in one transaction (what arrived while the previous batch was written):
+        `claim_delivery`'s answer for each claim, in order; a second claim of one id in a batch gets False."""
+        try:
+            with self._write() as conn:
+                answers = self._claim_batch(conn, claims)
+                self._finish_batch(conn, finishes)
+                return answers
+        except IntegrityError:  # another process inserted one of these ids meanwhile: one at a time instead
+            answers = [self.claim_delivery(c.id, event=c.event, action=c.action, repo=c.repo, payload=c.payload,
+                                           now=c.now) for c in claims]  # fmt: skip
+            for f in finishes:
+                self.finish_delivery(f.id, error=f.error, now=f.now)
+            return answers
+
+    def _claim_batch(self, conn: Connection, claims: Sequence[Claim]) -> list[bool]:
+        if not claims:
+            return []
+        ids = {c.id for c in claims}
+        query = select(deliveries.c.id, deliveries.c.status).where(deliveries.c.id.in_(ids))
+        known = {row.id: row.status for row in conn.execute(query)}
+        answers, fresh, again = [], [], []
+        for claim in claims:
+            status = known.get(claim.id)
+            known[claim.id] = DeliveryStatus.PENDING.value  # a second claim in this batch is a duplicate
+            answers.append(status in (None, DeliveryStatus.FAILED.value))
+            if status is None:
+                fresh.append(claim)
+            elif status == DeliveryStatus.FAILED.value:
+                again.append(claim)
+        if fresh:
+            conn.execute(
+                insert(deliveries),
+                [
+                    {"id": c.id, "event": c.event, "action": c.action, "repo": c.repo, "payload": c.payload,
+                     "status": DeliveryStatus.PENDING.value, "received_at": c.now, "tries": 1}
+                    for c in fresh
+                ],
+            )  # fmt: skip
+        for claim in again:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == claim.id)
+                .values(status=DeliveryStatus.PENDING.value, payload=claim.payload, received_at=claim.now,
+                        finished_at=None, error=None, tries=deliveries.c.tries + 1)
+            )  # fmt: skip
+        return answers
+
+    def _finish_batch(self, conn: Connection, finishes: Sequence[Finish]) -> None:
+        done = [{"b_id": f.id, "b_at": f.now} for f in finishes if not f.error]
+        failed = [{"b_id": f.id, "b_at": f.now, "b_error": f.error} for f in finishes if f.error]
+        where = deliveries.c.id == bindparam("b_id")
+        if done:  # a handled payload is not needed again
+            values: dict[str, Any] = {"status": DeliveryStatus.DONE.value, "finished_at": bindparam("b_at")}
+            values["error"] = None
+            conn.execute(update(deliveries).where(where).values(payload="", **values), done)
+        if failed:  # a failed one is, for a retry from the stored copy
+            values = {"status": DeliveryStatus.FAILED.value, "finished_at": bindparam("b_at")}
+            conn.execute(update(deliveries).where(where).values(error=bindparam("b_error"), **values), failed)
 
     def get_delivery(self, delivery_id: str) -> Delivery:
         with self._engine.connect() as conn:

@@ -41,12 +41,18 @@ def register(router: Router, bot: Bot) -> None:
     async def created(event: WebhookEvent) -> None:
         await on_comment(bot, event)
 
-    router.add("issue_comment", "created", created)
+    def has_command(event: WebhookEvent) -> bool:
+        return bool(parse(_body(event), bot.behaviour.bot.trigger_label))
+
+    router.add("issue_comment", "created", created, relevant=has_command)
+
+
+def _body(event: WebhookEvent) -> str:
+    return str((event.payload.get("comment") or {}).get("body") or "")
 
 
 async def on_comment(bot: Bot, event: WebhookEvent) -> None:
-    body = str((event.payload.get("comment") or {}).get("body") or "")
-    results = parse(body, bot.behaviour.bot.trigger_label)
+    results = parse(_body(event), bot.behaviour.bot.trigger_label)
     if not results:
         return
     if why := await bot.ignored(event):

@@ -19,11 +19,21 @@ def register(router: Router, bot: Bot) -> None:
     async def labeled(event: WebhookEvent) -> None:
         await on_labeled(bot, event)
 
-    router.add("issues", "labeled", labeled)
+    def ours(event: WebhookEvent) -> bool:
+        try:
+            return parse_label(_label(event), bot.behaviour.bot.trigger_label) is not None
+        except LabelError:
+            return True  # a malformed trigger label gets a reply
+
+    router.add("issues", "labeled", labeled, relevant=ours)
+
+
+def _label(event: WebhookEvent) -> str:
+    return str((event.payload.get("label") or {}).get("name", ""))
 
 
 async def on_labeled(bot: Bot, event: WebhookEvent) -> None:
-    label = str((event.payload.get("label") or {}).get("name", ""))
+    label = _label(event)
     problem: str | None = None
     try:
         agents = parse_label(label, bot.behaviour.bot.trigger_label)
