@@ -376,6 +376,7 @@ NEEDS: dict[str, tuple[str, str] | None] = {
     "delete_branch": ("contents", "write"),
     "git_token": ("contents", "write"),  # the installation token clones and pushes forge/ branches
     "ping": None,  # GET /app with the App's JWT
+    "known_tokens": None,  # no request: the credentials it holds, for scrubbing
     "hook_deliveries": None,  # GET /app/hook/deliveries: the App's own webhook, with its JWT
     "redeliver": None,  # POST /app/hook/deliveries/{id}/attempts, with the App's JWT
 }
