@@ -423,6 +423,9 @@ def test_qwen_invocation(tmp_path: Path) -> None:
     resumed = QwenAdapter().invocation(request("qwen", tmp_path, resume="q-1"))
     assert resumed.argv[-2:] == ("--resume", "q-1")
     assert resumed.env == {"OPENAI_MODEL": "qwen3-coder-plus"}
+    # The OpenAI client's own retries are off (Qwen's outer retry loop is fixed in its code).
+    settings = {str(tmp_path / "home" / ".qwen" / "settings.json"): '{"model": {"generationConfig": {"maxRetries": 0}}}'}
+    assert fresh.files == resumed.files == settings
 
 
 def test_cursor_invocation(tmp_path: Path) -> None:
