@@ -424,8 +424,8 @@ def test_qwen_invocation(tmp_path: Path) -> None:
     assert resumed.argv[-2:] == ("--resume", "q-1")
     assert resumed.env == {"OPENAI_MODEL": "qwen3-coder-plus"}
     # The OpenAI client's own retries are off (Qwen's outer retry loop is fixed in its code).
-    settings = {str(tmp_path / "home" / ".qwen" / "settings.json"): '{"model": {"generationConfig": {"maxRetries": 0}}}'}
-    assert fresh.files == resumed.files == settings
+    settings_path = str(tmp_path / "home" / ".qwen" / "settings.json")
+    assert fresh.files == resumed.files == {settings_path: '{"model": {"generationConfig": {"maxRetries": 0}}}'}
 
 
 def test_cursor_invocation(tmp_path: Path) -> None:
