@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from forgebot.agents import adapter_for
+from forgebot.agents.builtin import BUILTIN_PROFILES
+from forgebot.cli_agents import readiness
 from forgebot.core.models import AgentProfile, AttemptStatus
 from forgebot.engine.engine import Engine
 from forgebot.engine.runner import EngineSettings
@@ -230,6 +233,18 @@ async def test_followup_resumes_the_session(
     # counted twice.
     billed_out = OUTPUT_TOKENS * (len(llm.requests) - requests_before)
     assert second.usage.tokens_out and second.usage.tokens_out <= billed_out, (second.usage, billed_out)
+
+
+@pytest.mark.parametrize("executor", OFFLINE_CLIS)
+async def test_agents_list_shows_the_pinned_version(executor: str, llm: ThreadedFakeLLM) -> None:
+    """`forgebot agents list` runs `CLI --version`; the version it shows is the one the install hint pins
+    (which tests/test_agents_install_hints.py ties to scripts/install-agents.sh)."""
+    adapter = adapter_for(executor)
+    pinned = re.search(r"[@=](\d[\w.-]*)", adapter.install_hint)
+    assert pinned, adapter.install_hint
+    row = await readiness(BUILTIN_PROFILES[executor], list(AGENTS_PATH), {"PATH": os.environ["PATH"]})
+    assert row.installed
+    assert row.version == pinned[1], row.version
 
 
 def test_three_agents_in_parallel_through_the_cli(llm: ThreadedFakeLLM, tmp_path: Path) -> None:
