@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -59,8 +60,24 @@ async def _version(binary: str, path: str) -> str:
             result = await run_process(ProcessSpec(argv=(binary, "--version"), cwd=home, env=env, timeout=20))
         except OSError:
             return "?"
-    lines = result.tail.strip().splitlines()
-    return lines[-1][:40] if result.ok and lines else "?"
+    return version_of(result.tail) if result.ok else "?"
+
+
+# 1.2.3, v0.86.2, 1.0.0-beta.2: digits with at least one dot, not inside a longer word or number.
+_VERSION = re.compile(r"(?<![\w.])v?(\d+(?:\.\d+)+(?:-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?)(?!\w)")
+
+
+def version_of(output: str) -> str:
+    """The version in a CLI's `--version` output, "?" when none shows. CLIs print more than the version, before
+    it (Codex: a WARNING line) or after it (Copilot: "Run 'copilot update' to check for updates."), so the first
+    version-looking token of a line that is not a warning wins."""
+    lines = [line.strip() for line in output.splitlines()]
+    ordered = [line for line in lines if not line.lower().startswith("warning")] + lines
+    for line in ordered:
+        match = _VERSION.search(line)
+        if match:
+            return match.group(1)
+    return "?"
 
 
 async def agents_list(app: LocalApp, args: argparse.Namespace, out: Console) -> int:

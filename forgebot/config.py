@@ -131,6 +131,16 @@ class AgentConfig(_Strict):
     persona: str = ""
     price: PriceConfig | None = None
     tier: int = Field(default=1, ge=1)
+    # The persona file that defined this agent (.github/forge/agents/NAME.md), named in its errors; None: the config.
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    def where(self, name: str, key: str) -> str:
+        """Where a problem with this agent's `key` is: its persona file and key, else its path in the config."""
+        return f"{self._source} {key}" if self._source else f"agents.{name}.{key}"
 
     @field_validator("command")
     @classmethod
@@ -404,10 +414,14 @@ def _apply_env(settings: Settings, environ: Mapping[str, str]) -> Settings:
             target = target.setdefault(key, {})
         target[path[-1]] = value
     try:
-        return Settings.model_validate(data)
+        applied = Settings.model_validate(data)
     except ValidationError as exc:
         labels = {path: f"environment {name}" for path, (name, _) in overrides.items()}
         raise ConfigError(*_problems(exc, "environment", labels)) from None
+    for name, agent in applied.agents.items():
+        if name in settings.agents:
+            agent._source = settings.agents[name].source  # persona files stay named in errors
+    return applied
 
 
 def load_settings(path: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -433,9 +447,9 @@ def merge(settings: Settings, repo: RepoConfig) -> Settings:
     policy = settings.policy
     known = {**settings.agents, **repo.agents}
     problems = [
-        f"{repo.source} agents.{name}: command agents are not allowed by the server config"
-        " (policy.repo_may_add_command_agents is false)"
-        for name in repo.agents
+        f"{agent.where(name, 'agent') if agent.source else f'{repo.source} agents.{name}'}: command agents are not "
+        "allowed by the server config (policy.repo_may_add_command_agents is false)"
+        for name, agent in repo.agents.items()
         if _executor(name, known) == "command" and not policy.repo_may_add_command_agents
     ]
     problems += [
@@ -479,7 +493,9 @@ def parse_persona(name: str, text: str, source: str) -> AgentConfig:
         raise ConfigError(f"{source} {unknown[0]}: not a persona setting (use {', '.join(sorted(_PERSONA_KEYS))})")
     if "agent" not in header:
         raise ConfigError(f"{source} agent: required (the profile this persona runs, e.g. claude)")
-    return _validate(AgentConfig, {**header, "persona": match.group(2).strip()}, source)
+    persona = _validate(AgentConfig, {**header, "persona": match.group(2).strip()}, source)
+    persona._source = source
+    return persona
 
 
 def _repo_personas(repo_dir: str) -> dict[str, AgentConfig]:
@@ -529,7 +545,8 @@ def to_profiles(settings: Settings) -> dict[str, AgentProfile]:
             if agent.executor or (agent.agent or name) == name or (agent.agent or name) not in unresolved
         }
         if not ready:
-            raise ConfigError(f"agents.{sorted(unresolved)[0]}.agent: agents build on each other in a circle")
+            first = sorted(unresolved)[0]
+            raise ConfigError(f"{unresolved[first].where(first, 'agent')}: agents build on each other in a circle")
         for name, agent in ready.items():
             profiles[name] = _profile(name, agent, profiles)
             del unresolved[name]
@@ -540,10 +557,15 @@ def _profile(name: str, agent: AgentConfig, known: Mapping[str, AgentProfile]) -
     base = known.get(agent.agent or name) if not agent.executor else None
     if base is None and not agent.executor:
         builtins = ", ".join(sorted(BUILTIN_PROFILES))
+        if agent.source:  # a persona file: its `agent` names the profile it runs, and there is none by that name
+            raise ConfigError(
+                f"{agent.where(name, 'agent')}: {agent.agent!r} is not an agent (built-in: {builtins}; or one "
+                "defined in the config)"
+            )
         what = (
             f"agent {agent.agent!r} is not defined" if agent.agent else f"{name!r} is not a built-in agent ({builtins})"
         )
-        raise ConfigError(f"agents.{name}.executor: required: {what}")
+        raise ConfigError(f"{agent.where(name, 'executor')}: required: {what}")
     fields: dict[str, Any] = {}
     for key in agent.model_fields_set - {"agent"}:
         value = getattr(agent, key)

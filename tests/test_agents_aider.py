@@ -10,8 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from forgebot.agents.aider import ANALYTICS_ARTIFACT, REPLIES_ARTIFACT, AiderAdapter, final_reply, newest_run
+from forgebot.agents.aider import (
+    ANALYTICS_ARTIFACT,
+    MODEL_SETTINGS,
+    REPLIES_ARTIFACT,
+    AiderAdapter,
+    final_reply,
+    newest_run,
+)
 from forgebot.agents.base import AgentEvent, AgentUnavailable, EventKind, RunRequest, RunSummary
 from forgebot.core.models import AgentProfile, Price, Usage
 
@@ -190,6 +198,8 @@ COMMON = (
     "--no-gitignore",
     "--no-detect-urls",
     "--no-analytics",
+    "--model-settings-file",
+    f"{HOME}/aider-model-settings.yml",
     "--analytics-log",
     f"{HOME}/aider-analytics.jsonl",
     "--llm-history-file",
@@ -207,7 +217,9 @@ def test_fresh_invocation_with_the_default_model() -> None:
     assert invocation.argv == ("aider", "--model", AiderAdapter.default_model, *COMMON, "--message-file", PROMPT_FILE)
     assert invocation.argv[0] == adapter.binary
     assert dict(invocation.env) == {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "1000"}
-    assert invocation.files == {}
+    # The OpenAI client's retries are off for every model (aider's own retry loop is fixed in its code).
+    assert invocation.files == {f"{HOME}/aider-model-settings.yml": MODEL_SETTINGS}
+    assert yaml.safe_load(MODEL_SETTINGS) == [{"name": "aider/extra_params", "extra_params": {"max_retries": 0}}]
     assert dict(invocation.artifacts) == {
         ANALYTICS_ARTIFACT: f"{HOME}/aider-analytics.jsonl",
         REPLIES_ARTIFACT: f"{HOME}/aider-llm-history.txt",
@@ -231,7 +243,7 @@ def test_base_url_points_litellm_at_the_endpoint_and_describes_the_model() -> No
         "--edit-format",
         "diff",
     )
-    assert set(invocation.files) == {metadata_file}
+    assert set(invocation.files) == {metadata_file, f"{HOME}/aider-model-settings.yml"}
     info = json.loads(invocation.files[metadata_file])["openai/fake-model"]
     assert info["litellm_provider"] == "openai"
     assert info["mode"] == "chat"
@@ -243,7 +255,7 @@ def test_base_url_points_litellm_at_the_endpoint_and_describes_the_model() -> No
 def test_base_url_keeps_an_openai_prefix_and_leaves_prices_out_when_unknown() -> None:
     invocation = AiderAdapter().invocation(request(profile(model="openai/m", base_url="http://h/v1")))
     assert invocation.argv[1:3] == ("--model", "openai/m")
-    info = json.loads(next(iter(invocation.files.values())))["openai/m"]
+    info = json.loads(invocation.files[f"{HOME}/aider-model-metadata.json"])["openai/m"]
     assert "input_cost_per_token" not in info
 
 

@@ -206,9 +206,23 @@ def test_edits_tools_and_searches_show_as_progress() -> None:
     assert progress(events) == ["Edit src/app.py (+1 more)", "Write NEW.md", "docs.lookup", "Search: python tomllib"]
 
 
+def provider(base_url: str) -> dict[str, object]:
+    return {
+        "name": "forgebot",
+        "base_url": base_url,
+        "env_key": "OPENAI_API_KEY",
+        "wire_api": "responses",
+        "request_max_retries": 2,
+        "stream_max_retries": 2,
+    }
+
+
 def test_fresh_invocation_matches_the_verified_command() -> None:
     adapter: Adapter = CodexAdapter()
     invocation = adapter.invocation(request())
+    # Without base_url the provider serves OpenAI's API: the built-in `openai` provider takes no retry bound.
+    overrides = [arg for arg in invocation.argv if arg.startswith("model_provider")]
+    assert config_value(overrides[1]) == provider("https://api.openai.com/v1")
     assert invocation.argv == (
         "codex",
         "exec",
@@ -216,6 +230,10 @@ def test_fresh_invocation_matches_the_verified_command() -> None:
         "--skip-git-repo-check",
         "-m",
         "gpt-5-codex",
+        "-c",
+        'model_provider="forgebot"',
+        "-c",
+        overrides[1],
         "-C",
         WORKDIR,
         "--sandbox",
@@ -240,14 +258,7 @@ def test_base_url_becomes_a_responses_provider_and_args_come_before_the_prompt()
     assert overrides[0] == 'model_provider="forgebot"'
     assert overrides[1].startswith("model_providers.forgebot=")
     assert config_value(overrides[0]) == "forgebot"
-    assert config_value(overrides[1]) == {
-        "name": "forgebot",
-        "base_url": "http://127.0.0.1:4010/v1",
-        "env_key": "OPENAI_API_KEY",
-        "wire_api": "responses",
-        "request_max_retries": 2,
-        "stream_max_retries": 2,
-    }
+    assert config_value(overrides[1]) == provider("http://127.0.0.1:4010/v1")
     assert SECRET not in json.dumps([argv, dict(invocation.env), dict(invocation.files)])
 
 

@@ -14,9 +14,13 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from forgebot.agents import adapter_for
+from forgebot.agents.builtin import BUILTIN_PROFILES
+from forgebot.cli_agents import readiness
 from forgebot.core.models import AgentProfile, AttemptStatus
 from forgebot.engine.engine import Engine
 from forgebot.engine.runner import EngineSettings
@@ -119,7 +123,80 @@ async def test_api_error_fails_the_attempt(executor: str, llm: ThreadedFakeLLM, 
     repo = make_repo(tmp_path / "repo")
     attempt = await run_one(engine, repo, profile_for(executor, llm.url), "@@fake-error 400\n" + WRITE_HELLO)
     assert attempt.status is S.FAILED, _log_tail(attempt)  # type: ignore[attr-defined]
-    assert attempt.error, _log_tail(attempt)  # type: ignore[attr-defined]
+    # Every request failed, so the tree is unchanged: a parser blind to the error would still fail the attempt,
+    # but as "no changes". The error must be the one the CLI read from the API: the fake's status and message.
+    error = attempt.error or ""  # type: ignore[attr-defined]
+    assert error.startswith("agent reported an error: "), f"{error}\n{_log_tail(attempt)}"
+    assert "injected HTTP 400" in error, f"{error}\n{_log_tail(attempt)}"
+
+
+# How each CLI words a model API that keeps answering HTTP 500, once its retries are spent. Codex replaces the
+# server's message by its own for every 5xx.
+SERVER_ERROR_TEXT = {executor: "injected HTTP 500" for executor in OFFLINE_CLIS} | {"codex": "experiencing high demand"}
+SERVER_ERROR_TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def server_error_attempts(llm: ThreadedFakeLLM, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every offline CLI against a model API that answers every request with HTTP 500, side by side in one task:
+    several of them back off for about a minute (a retry count fixed in their code), so one run serves all."""
+    root = tmp_path_factory.mktemp("server-error")
+    repo = make_repo(root / "repo")
+    profiles = [profile_for(executor, llm.url) for executor in OFFLINE_CLIS]
+    parallel = len(profiles)
+
+    async def run_all() -> dict[str, Any]:
+        store = open_store(f"sqlite:///{root / 'forgebot.db'}")
+        settings = EngineSettings(
+            max_parallel=parallel,
+            per_repo=parallel,
+            attempt_timeout=SERVER_ERROR_TIMEOUT,
+            kill_grace=1.0,
+            agents_path=AGENTS_PATH,
+        )
+        engine = Engine(store, Workspaces(), settings=settings, environ={"PATH": os.environ["PATH"]})
+        await engine.start()
+        try:
+            description = "@@fake-error 500\n" + WRITE_HELLO
+            task = await engine.submit(title="Say hello", description=description, repo=str(repo), profiles=profiles)
+            attempts = await asyncio.wait_for(engine.wait_task(task.id), SERVER_ERROR_TIMEOUT + 60)
+        finally:
+            await engine.shutdown(grace=0)
+            store.close()
+        return {attempt.profile.executor: attempt for attempt in attempts}
+
+    return asyncio.run(run_all())
+
+
+@pytest.mark.timeout(SERVER_ERROR_TIMEOUT + 120)
+@pytest.mark.parametrize("executor", OFFLINE_CLIS)
+def test_persistent_server_error_fails_well_before_the_timeout(
+    executor: str, server_error_attempts: dict[str, Any]
+) -> None:
+    """The retries inside each CLI are bounded (adapters set the knobs each CLI has), so a dead API fails the
+    attempt with the API's error instead of running into forgebot's timeout."""
+    attempt = server_error_attempts[executor]
+    assert attempt.status is S.FAILED, f"{attempt.error}\n{_log_tail(attempt)}"
+    assert attempt.error.startswith("agent reported an error: "), f"{attempt.error}\n{_log_tail(attempt)}"
+    assert SERVER_ERROR_TEXT[executor] in attempt.error, f"{attempt.error}\n{_log_tail(attempt)}"
+    assert attempt.elapsed(0) < SERVER_ERROR_TIMEOUT / 2, attempt.elapsed(0)
+
+
+async def test_codex_without_base_url_still_bounds_its_retries(
+    llm: ThreadedFakeLLM, engine: Engine, tmp_path: Path
+) -> None:
+    """Without base_url, Codex runs through forgebot's provider at OpenAI's URL (its built-in provider takes no
+    retry bound). Offline, the test moves only that provider's URL to the fake, through the profile's args."""
+    repo = make_repo(tmp_path / "repo")
+    profile = profile_for("codex", llm.url)
+    moved = f'model_providers.forgebot.base_url="{llm.url}/v1"'
+    profile = AgentProfile(name="codex", executor="codex", model=profile.model, env=profile.env, args=("-c", moved))
+    before = len(llm.requests)
+    attempt = await run_one(engine, repo, profile, "@@fake-error 500\n" + WRITE_HELLO)
+    assert attempt.status is S.FAILED, _log_tail(attempt)  # type: ignore[attr-defined]
+    assert SERVER_ERROR_TEXT["codex"] in (attempt.error or ""), _log_tail(attempt)  # type: ignore[attr-defined]
+    # 2 stream retries of a request sent with 2 retries: 9 at most (Codex's own defaults would make it 30).
+    assert 3 <= len(llm.requests) - before <= 9, len(llm.requests) - before
 
 
 @pytest.mark.parametrize("executor", OFFLINE_CLIS)
@@ -156,6 +233,18 @@ async def test_followup_resumes_the_session(
     # counted twice.
     billed_out = OUTPUT_TOKENS * (len(llm.requests) - requests_before)
     assert second.usage.tokens_out and second.usage.tokens_out <= billed_out, (second.usage, billed_out)
+
+
+@pytest.mark.parametrize("executor", OFFLINE_CLIS)
+async def test_agents_list_shows_the_pinned_version(executor: str, llm: ThreadedFakeLLM) -> None:
+    """`forgebot agents list` runs `CLI --version`; the version it shows is the one the install hint pins
+    (which tests/test_agents_install_hints.py ties to scripts/install-agents.sh)."""
+    adapter = adapter_for(executor)
+    pinned = re.search(r"[@=](\d[\w.-]*)", adapter.install_hint)
+    assert pinned, adapter.install_hint
+    row = await readiness(BUILTIN_PROFILES[executor], list(AGENTS_PATH), {"PATH": os.environ["PATH"]})
+    assert row.installed
+    assert row.version == pinned[1], row.version
 
 
 def test_three_agents_in_parallel_through_the_cli(llm: ThreadedFakeLLM, tmp_path: Path) -> None:

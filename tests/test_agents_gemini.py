@@ -176,6 +176,7 @@ def test_fresh_invocation_matches_the_verified_command_and_writes_settings() -> 
     settings = json.loads(invocation.files[settings_path])
     assert settings["security"] == {"auth": {"selectedType": "gemini-api-key"}}
     assert settings["privacy"] == {"usageStatisticsEnabled": False}
+    assert settings["general"] == {"maxAttempts": 3}  # retries bounded: the engine's timeout stays in charge
     assert invocation.stdin is None
 
 

@@ -577,3 +577,38 @@ def test_bad_persona_files(tmp_path: Path, text: str, message: str) -> None:
     (folder / "p.md").write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_for_repo(str(tmp_path), None, environ={})
+
+
+PERSONA_ENV = {"FORGEBOT_LIMITS__ATTEMPT_TIMEOUT": "60"}  # an override: persona files stay named after it
+
+
+@pytest.mark.parametrize(
+    ("files", "bad", "message"),
+    [
+        ({"p.md": "---\nagent: nosuch\n---\nbody\n"}, "p.md", "agent: 'nosuch' is not an agent (built-in: aider,"),
+        ({"p.md": "---\nagent: claude\ntier: lots\n---\n"}, "p.md", "tier: Input should be a valid integer"),
+        ({"a.md": "---\nagent: b\n---\n", "b.md": "---\nagent: a\n---\n"}, "a.md", "agent: agents build on each"),
+        ({"p.md": "---\nagent: quick\n---\n"}, "p.md", "agent: command agents are not allowed by the server"),
+    ],
+)
+def test_a_bad_persona_file_is_named_with_the_key(
+    tmp_path: Path, files: dict[str, str], bad: str, message: str
+) -> None:
+    config = tmp_path / "forgebot.yml"
+    config.write_text(
+        "agents: {quick: {executor: command, command: [./q]}}\npolicy: {repo_may_add_command_agents: false}\n"
+    )
+    folder = tmp_path / ".github" / "forge" / "agents"
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        to_profiles(load_for_repo(str(tmp_path), str(config), environ=PERSONA_ENV))
+    assert str(raised.value).startswith(f"{folder / bad}"), str(raised.value)
+    assert message in str(raised.value)
+    assert "agents." not in str(raised.value)  # not a config path: the agent came from the file
+
+
+def test_a_config_agent_error_still_names_the_config_path() -> None:
+    with pytest.raises(ConfigError, match=r"^agents\.bad\.executor: required: agent 'nosuch' is not defined"):
+        to_profiles(Settings.model_validate({"agents": {"bad": {"agent": "nosuch"}}}))

@@ -37,6 +37,10 @@ _FLAGS = (
 _REPLY_HEADER = re.compile(r"^LLM RESPONSE \d{4}-\d\d-\d\dT")
 _REPLY_PREFIX = "ASSISTANT "
 _ERROR_LINE = re.compile(r"^(litellm\.\w+|\w*Error|\w*Exception)\b")
+# Retries bounded where aider 0.86 lets them be: the OpenAI client under litellm retries each call twice, inside
+# aider's own loop (backoff 0.25 s doubling to 32 s, about 64 s in all) that is fixed in its code. `aider/extra_params`
+# applies to every model; with the client's retries off, a dead API costs 9 requests instead of 27.
+MODEL_SETTINGS = "- name: aider/extra_params\n  extra_params:\n    max_retries: 0\n"
 
 
 DEFAULT_MODEL = "anthropic/claude-sonnet-4-5"
@@ -63,13 +67,15 @@ class AiderAdapter:
         analytics = os.path.join(home, "aider-analytics.jsonl")
         replies = os.path.join(home, "aider-llm-history.txt")
         argv = ["aider", "--model", model]
-        files: dict[str, str] = {}
+        settings = os.path.join(home, "aider-model-settings.yml")
+        files = {settings: MODEL_SETTINGS}
         if profile.base_url:
             metadata = os.path.join(home, "aider-model-metadata.json")
             files[metadata] = model_metadata(model, profile.price)
             # An unknown model gets aider's "whole" edit format; SEARCH/REPLACE blocks are cheaper and widely handled.
             argv += ["--openai-api-base", profile.base_url, "--model-metadata-file", metadata, "--edit-format", "diff"]
-        argv += [*_FLAGS, "--analytics-log", analytics, "--llm-history-file", replies]
+        argv += [*_FLAGS, "--model-settings-file", settings]
+        argv += ["--analytics-log", analytics, "--llm-history-file", replies]
         argv += ["--chat-history-file", os.path.join(home, "aider-chat-history.md")]
         argv += ["--input-history-file", os.path.join(home, "aider-input-history")]
         if request.followup:

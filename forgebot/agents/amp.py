@@ -29,7 +29,8 @@ class AmpParser(StreamJsonParser):
 class AmpAdapter:
     executor = "amp"
     binary: str | None = BINARY
-    install_hint = "npm install -g @sourcegraph/amp (or scripts/install-agents.sh)"
+    # Not in scripts/install-agents.sh: Amp cannot run offline, so the end-to-end tests have no use for it.
+    install_hint = "npm install -g @sourcegraph/amp@0.0.1790142911 (then set AMP_API_KEY; see ampcode.com/manual)"
     credential_env: tuple[str, ...] = ("AMP_API_KEY",)
     ignored_paths: tuple[str, ...] = ()
     session_usage = False

@@ -2,7 +2,11 @@
 
 Only `turn.failed`, or a run that never finishes its turn, is an error. Codex also prints `error` events and
 `error` items for warnings (unknown model metadata) and for "Reconnecting... n/5" retries it survives.
-With a profile base_url, a custom model provider is configured through `-c` overrides (values are TOML).
+
+Every run uses a model provider configured through `-c` overrides (values are TOML): the only place Codex takes a
+retry bound (`request_max_retries`, `stream_max_retries`); its built-in `openai` provider cannot be overridden
+("reserved built-in provider IDs"). It serves the profile's base_url, else OpenAI's own API URL; the key comes
+from OPENAI_API_KEY either way (OPENAI_BASE_URL, which only the built-in provider reads, has no effect: use base_url).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from forgebot.core.models import Usage
 DEFAULT_MODEL = "gpt-5-codex"
 PROVIDER_ID = "forgebot"
 SANDBOX = "workspace-write"
+OPENAI_API_URL = "https://api.openai.com/v1"  # what the built-in provider uses when OPENAI_BASE_URL is unset
 # A flaky API gets a second chance, a dead one fails within seconds: forgebot's own timeout stays in charge.
 MAX_RETRIES = 2
 # `bash -lc "..."`: Codex wraps every command; the live table shows what runs inside.
@@ -42,7 +47,7 @@ class CodexAdapter:
             "--skip-git-repo-check",
             "-m",
             profile.model or DEFAULT_MODEL,
-            *provider_overrides(checked_base_url(profile)),
+            *provider_overrides(checked_base_url(profile) or OPENAI_API_URL),
         )
         prompt = argv_prompt(request.prompt)
         if request.resume_session:
@@ -58,10 +63,9 @@ class CodexAdapter:
         return CodexParser()
 
 
-def provider_overrides(base_url: str | None) -> tuple[str, ...]:
-    """`-c` flags selecting a Responses-API provider at `base_url` whose key Codex reads from OPENAI_API_KEY."""
-    if base_url is None:
-        return ()
+def provider_overrides(base_url: str) -> tuple[str, ...]:
+    """`-c` flags selecting a Responses-API provider at `base_url` whose key Codex reads from OPENAI_API_KEY, with
+    retries bounded."""
     provider = (
         f'{{name="{PROVIDER_ID}",base_url="{base_url}",env_key="OPENAI_API_KEY",wire_api="responses",'
         f"request_max_retries={MAX_RETRIES},stream_max_retries={MAX_RETRIES}}}"

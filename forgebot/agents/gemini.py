@@ -19,9 +19,16 @@ from forgebot.agents.streamjson import describe_tool, first_line
 from forgebot.core.models import Usage
 
 DEFAULT_MODEL = "gemini-2.5-flash"
+# Tries per model request: the first and 2 retries. The default, 10 with a backoff from 5 s up to 30 s, keeps a
+# failing API busy for minutes; the backoff itself is fixed, so this bound (about 15 s of waiting) is the knob.
+MAX_ATTEMPTS = 3
 # API-key auth chosen explicitly: with GOOGLE_GEMINI_BASE_URL set, the auth type derived from the environment is
 # "gateway", which non-interactive mode rejects ("Invalid auth method selected.", exit 41).
-SETTINGS = {"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": False}}
+SETTINGS = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "privacy": {"usageStatisticsEnabled": False},
+    "general": {"maxAttempts": MAX_ATTEMPTS},
+}
 
 
 class GeminiAdapter:

@@ -4,6 +4,10 @@ step's tokens and cost) and `error`; every event carries the `sessionID`.
 OpenCode has no final result event: a run that finishes no step and reports no error is an error. Settings come
 through OPENCODE_CONFIG_CONTENT; with a profile base_url it also defines an OpenAI-compatible provider whose key
 OpenCode substitutes from the environment (`{env:OPENAI_API_KEY}`), so the config text holds no secret.
+
+Retries: OpenCode 1.18 sends each model request without the AI SDK's own retries and retries a failed one 5 times
+(backoff 2 s doubling to 30 s, about a minute), a count fixed in its code that no setting or variable changes;
+so a dead API fails the run after about a minute, and the engine's timeout bounds the rest.
 """
 
 from __future__ import annotations
