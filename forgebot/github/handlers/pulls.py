@@ -17,7 +17,12 @@ def register(router: Router, bot: Bot) -> None:
     async def closed(event: WebhookEvent) -> None:
         await on_closed(bot, event)
 
-    router.add("pull_request", "closed", closed)
+    def ours(event: WebhookEvent) -> bool:
+        # forgebot opens pull requests only from the forge/ branches of its attempts; any other is not its business.
+        head = event.payload.get("pull_request", {}).get("head", {})
+        return isinstance(head, dict) and str(head.get("ref", "")).startswith("forge/")
+
+    router.add("pull_request", "closed", closed, relevant=ours)
 
 
 async def on_closed(bot: Bot, event: WebhookEvent) -> None:
