@@ -33,7 +33,8 @@ from forgebot.engine.workspaces import Workspaces
 from forgebot.store import SqlStore, open_store
 from forgebot.store.bot import IssueTask
 from tests.api_support import Conformance, fake
-from tests.support import PYTHON, make_repo
+from tests.api_support import settings as api_settings
+from tests.support import make_repo
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; FORGEBOT_TEST_CHROMIUM points elsewhere (e.g. a hosted runner's Chrome)
 CHROMIUM_ARGS = [
@@ -59,14 +60,8 @@ AGENTS: dict[str, Any] = {
 
 
 def settings(**overrides: Any) -> Settings:
-    data: dict[str, Any] = {
-        "agents": AGENTS,
-        "defaults": {"agents": ["steady"]},
-        "checks": [{"name": "tests", "run": [PYTHON, "-m", "unittest", "-q"], "timeout": 60}],
-        "limits": {"attempt_timeout": "3m"},
-        **overrides,
-    }
-    return Settings.model_validate(data)
+    dashboard = {"agents": AGENTS, "defaults": {"agents": ["steady"]}, "limits": {"attempt_timeout": "3m"}}
+    return api_settings(**{**dashboard, **overrides})
 
 
 @dataclass

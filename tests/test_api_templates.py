@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from forgebot.sdk import ForgeClient, NotFoundError
 from tests.api_support import ApiServer, settings
 from tests.support import git
+from tests.test_api_tasks import call
 
 FIX_BUG = """\
 ---
@@ -42,13 +42,6 @@ async def server(tmp_path: Path) -> AsyncIterator[ApiServer]:
 async def http(server: ApiServer) -> AsyncIterator[aiohttp.ClientSession]:
     async with server.session(server.token("test")) as session:
         yield session
-
-
-async def call(http: aiohttp.ClientSession, method: str, path: str, expect: int, **kwargs: Any) -> Any:
-    async with http.request(method, "/api/v1" + path, **kwargs) as response:
-        body = await response.json()
-        assert response.status == expect, body
-        return body
 
 
 async def test_list_shows_the_configs_and_the_repositorys_templates(
