@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from forgebot.core.models import AgentProfile, CheckSpec, Price
 
 FAKE_AGENT = str(Path(__file__).parent / "agents" / "fake_agent.py")
@@ -73,3 +76,13 @@ def process_gone(pid: int) -> bool:
             return handle.read().split(")")[-1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def rsa_key_pair() -> tuple[str, str]:
+    """A fresh (private, public) PEM pair, as a GitHub App's key and what GitHub keeps of it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public.decode()

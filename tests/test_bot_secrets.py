@@ -5,32 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from forgebot.github.client import PyGithubClient
 from tests import payloads
 from tests.bot_harness import REPO, BotHarness, bare_remote, fake_agent, seed
 from tests.fake_github import FakeGitHub
+from tests.support import rsa_key_pair
 
 APP_ID = 4242
 
 
-def _app_key() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 async def test_an_installation_token_printed_by_an_agent_never_reaches_a_comment(tmp_path: Path) -> None:
-    private, public = _app_key()
+    private, public = rsa_key_pair()
     async with FakeGitHub() as gh:
         seed(gh, bare_remote(tmp_path))
         gh.add_app(APP_ID, public)

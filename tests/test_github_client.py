@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from forgebot.github.client import PyGithubClient
 from forgebot.github.port import CommentInfo, GitHubError, IssueInfo, NotFoundOnGitHub, PullInfo, RepoInfo
 from tests.fake_github import FakeGitHub
+from tests.support import rsa_key_pair
 
 REPO = "octo/demo"
 APP_ID = 4242
@@ -473,16 +474,7 @@ async def test_writes_are_paced(fake_github: FakeGitHub) -> None:
 
 @pytest.fixture(scope="module")
 def app_key() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return rsa_key_pair()
 
 
 def app_client(gh: FakeGitHub, private_key: str, **options: float) -> PyGithubClient:

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 import structlog
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from forgebot.config import ConfigError, Schedule, Settings, load_settings
 from forgebot.core.models import AttemptStatus
@@ -30,7 +28,7 @@ from forgebot.store import open_store
 from tests import payloads
 from tests.bot_harness import REPO, SECRET, BotHarness, fake_agent
 from tests.fake_github import FakeGitHub
-from tests.support import agent, git, make_repo
+from tests.support import agent, git, make_repo, rsa_key_pair
 
 S = AttemptStatus
 APP_ID = 4242
@@ -131,14 +129,7 @@ async def test_a_github_5xx_during_cleanup_is_logged_and_the_next_run_succeeds(t
 
 @pytest.fixture(scope="module")
 def app_key() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public.decode()
+    return rsa_key_pair()
 
 
 def _app_options(tmp_path: Path, key: tuple[str, str]) -> dict[str, Any]:
