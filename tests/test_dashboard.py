@@ -143,6 +143,22 @@ async def test_public_dashboard_reads_without_a_token_but_writes_need_one(tmp_pa
         assert all(not a.status.terminal for a in attempts), "nothing was cancelled"
 
 
+async def test_the_public_cannot_make_the_server_look_at_paths(tmp_path: Path) -> None:
+    """Naming a repository runs git in it: the public reader gets the same 401 for every path, which tells it
+    nothing about the server's file system."""
+    async with DashboardServer.start(tmp_path, public=True) as server, server.client() as http:
+        answers = []
+        for repo in (str(server.repo), "/etc", "/no/such/path", "relative"):
+            async with http.get("/api/v1/templates", params={"repo": repo}) as answer:
+                answers.append((answer.status, await answer.json()))
+        assert answers[0][0] == 401 and answers[0][1]["error"]["code"] == "unauthorized"
+        assert all(a == answers[0] for a in answers), answers
+        async with server.client(server.token("reader")) as http, http.get(
+            "/api/v1/templates", params={"repo": str(server.repo)}
+        ) as answer:
+            assert answer.status == 200
+
+
 async def test_tasks_from_issues_carry_their_issue_pr_and_branch_links(tmp_path: Path) -> None:
     async with DashboardServer.start(tmp_path) as server:
         token = server.token("links")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from forgebot.api.auth import require_repo_access, token_of
+from forgebot.api.auth import PUBLIC_READER, require_repo_access, token_of
 from forgebot.api.bodies import CreateTask, Merge, TaskOptions, read_body
 from forgebot.api.context import ApiContext, repo_names
 from forgebot.api.errors import ApiError
@@ -69,7 +69,10 @@ async def submit_task(
 
 
 async def repo_root_for(request: web.Request, repo: str) -> str:
-    """The work tree's root for an absolute path the token may use (422 or 403 otherwise)."""
+    """The work tree's root for an absolute path the token may use (422 or 403 otherwise). The public reader of a
+    public dashboard gets 401: it must not make the server look at (and run git in) paths of its choosing."""
+    if token_of(request) is PUBLIC_READER:
+        raise ApiError(401, "unauthorized", "repo: naming a repository needs a token (Authorization: Bearer <token>)")
     if not os.path.isabs(repo):
         raise ApiError(422, "invalid", "repo: must be an absolute path of a git repository on the server")
     require_repo_access(request, os.path.normpath(repo))  # noqa: ASYNC240  (a string operation)
