@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.api_support import ApiServer
-from tests.support import make_repo
+from tests.api_support import AGENTS, ApiServer, fake, settings
+from tests.support import PYTHON, make_repo
 from tests.test_api_tasks import call, create
 
 
@@ -124,3 +124,35 @@ async def test_streams_end_cleanly_when_the_server_stops(server: ApiServer) -> N
         server.ctx.stopping.set()  # what the app's on_shutdown does
         assert await stream.next_event() is None
     assert listeners(server) == baseline
+
+
+async def test_secrets_are_masked_in_every_agent_written_field_in_responses_and_events(tmp_path: Path) -> None:
+    """An agent (or a check) that echoes a secret: its progress, error, final message, check output and log tail
+    all go out masked, in the attempt's JSON and on the event stream."""
+    message = '::forgebot {"message": "done with s3cret-in-logs"}'
+    refused = '::forgebot {"error": "s3cret-in-logs was refused"}'
+    agents = {
+        **AGENTS,
+        "leaky": fake("say", "using s3cret-in-logs now", "say", message, "write", "x.txt", "x"),
+        "erring": fake("say", refused),
+    }
+    leak = {"name": "leak", "run": [PYTHON, "-c", "print('check saw s3cret' + '-in-logs')"], "timeout": 60}
+    async with ApiServer.start(tmp_path, settings(agents=agents, checks=[leak])) as server, server.session(
+        server.token("t")
+    ) as http:
+        response, stream = await open_stream(http)
+        task = await create(http, server, agents=["leaky", "erring"])
+        raw: list[dict[str, Any]] = []
+        while not raw or raw[-1]["kind"] != "task_finished":
+            event = await stream.next_event()
+            assert event is not None
+            raw.append(event[1])
+        response.close()
+        attempt, erring = [await call(http, "GET", f"/attempts/{a['id']}", 200) for a in task["attempts"]]
+        listed = await call(http, "GET", f"/tasks/{task['id']}", 200)
+    sent = json.dumps([raw, attempt, erring, listed])
+    assert "s3cret-in-logs" not in sent
+    assert "using *** now" in json.dumps(raw)  # the progress line went out on the stream, masked
+    assert attempt["final_message"] == "done with ***" and erring["error"].endswith("*** was refused")
+    assert attempt["checks"][0]["output_tail"].strip() == "check saw ***"
+    assert "using *** now" in attempt["log_tail"]

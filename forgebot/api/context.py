@@ -38,7 +38,7 @@ class ApiContext:
     tokens: TokenStore
     settings: Settings
     repo_settings: Callable[[str], Settings] | None = None  # default: worktree_settings(settings)
-    secrets: tuple[str, ...] = ()  # redacted from log tails (the daemon's GitHub token, webhook secrets)
+    secrets: tuple[str, ...] = ()  # masked in all agent-written text the API sends (the GitHub token, webhook secrets)
     heartbeat: float = 15.0  # seconds between keep-alive comments on the event stream
     log_tail_lines: int = 40
     clock: Callable[[], float] = time.time

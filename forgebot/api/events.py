@@ -76,7 +76,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             if (wanted and event.task_id not in wanted) or not await visibility.allows(event.task_id):
                 continue
             sequence += 1
-            data = json.dumps(event_json(event, ctx.clock()), separators=(",", ":"))
+            data = json.dumps(event_json(event, ctx.clock(), ctx.redact), separators=(",", ":"))
             await response.write(f"id: {sequence}\ndata: {data}\n\n".encode())
     except ConnectionError:
         pass  # the client went away

@@ -42,28 +42,28 @@ async def create_attempt(request: web.Request) -> web.Response:
     if body.model:
         profile = dataclasses.replace(profile, model=body.model)
     attempt = await ctx.engine.fork(task.id, profile, start=body.start)
-    return web.json_response(attempt_json(attempt, ctx.clock()), status=201)
+    return web.json_response(attempt_json(attempt, ctx.clock(), ctx.redact), status=201)
 
 
 async def get_attempt(request: web.Request) -> web.Response:
     ctx = context(request)
     _, attempt = await attempt_in_path(request)
     tail = await asyncio.to_thread(read_log_tail, attempt.log_path, ctx.log_tail_lines)
-    return web.json_response(attempt_json(attempt, ctx.clock(), log_tail=ctx.redact(tail)))
+    return web.json_response(attempt_json(attempt, ctx.clock(), ctx.redact, log_tail=tail))
 
 
 async def cancel_attempt(request: web.Request) -> web.Response:
     ctx = context(request)
     task, attempt = await attempt_in_path(request)
     (cancelled,) = await ctx.engine.cancel(task.id, attempt.id)
-    return web.json_response(attempt_json(cancelled, ctx.clock()))
+    return web.json_response(attempt_json(cancelled, ctx.clock(), ctx.redact))
 
 
 async def retry_attempt(request: web.Request) -> web.Response:
     ctx = context(request)
     _, attempt = await attempt_in_path(request)
     retried = await ctx.engine.retry(attempt.id)
-    return web.json_response(attempt_json(retried, ctx.clock()))
+    return web.json_response(attempt_json(retried, ctx.clock(), ctx.redact))
 
 
 async def followup_attempt(request: web.Request) -> web.Response:
@@ -71,7 +71,7 @@ async def followup_attempt(request: web.Request) -> web.Response:
     _, attempt = await attempt_in_path(request)
     body = await read_body(request, Followup)
     queued = await ctx.engine.followup(attempt.id, body.text, start=body.start)
-    return web.json_response(attempt_json(queued, ctx.clock()))
+    return web.json_response(attempt_json(queued, ctx.clock(), ctx.redact))
 
 
 async def delete_attempts(request: web.Request) -> web.Response:
@@ -93,7 +93,7 @@ async def delete_attempts(request: web.Request) -> web.Response:
     deleted = []
     for scope in scopes:
         deleted += await ctx.engine.delete_attempts(statuses, task_id=scope)
-    return web.json_response({"deleted": [attempt_json(a, ctx.clock()) for a in deleted]})
+    return web.json_response({"deleted": [attempt_json(a, ctx.clock(), ctx.redact) for a in deleted]})
 
 
 async def compare_many(request: web.Request) -> web.Response:

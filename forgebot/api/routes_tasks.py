@@ -35,7 +35,7 @@ def pick_profiles(settings: Settings, names: Sequence[str]) -> list[AgentProfile
 
 async def _task_response(ctx: ApiContext, task: Task) -> web.Response:
     attempts = await ctx.engine.attempts(task.id)
-    return web.json_response(task_json(task, attempts, ctx.clock(), await github_one(ctx, task)))
+    return web.json_response(task_json(task, attempts, ctx.clock(), ctx.redact, await github_one(ctx, task)))
 
 
 async def create_task(request: web.Request) -> web.Response:
@@ -65,7 +65,7 @@ async def submit_task(
         start=body.start,
     )
     attempts = await ctx.engine.attempts(task.id)
-    return web.json_response(task_json(task, attempts, ctx.clock()), status=201)
+    return web.json_response(task_json(task, attempts, ctx.clock(), ctx.redact), status=201)
 
 
 async def repo_root_for(request: web.Request, repo: str) -> str:
@@ -103,7 +103,8 @@ async def list_tasks(request: web.Request) -> web.Response:
             break
     github = await github_of(ctx, [task for task, _ in rows])
     now = ctx.clock()
-    return web.json_response({"tasks": [task_json(t, attempts, now, github.get(t.id)) for t, attempts in rows]})
+    listed = [task_json(t, attempts, now, ctx.redact, github.get(t.id)) for t, attempts in rows]
+    return web.json_response({"tasks": listed})
 
 
 async def get_task(request: web.Request) -> web.Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from forgebot.core.models import Attempt, AttemptStatus, Task, task_status
@@ -12,9 +12,16 @@ from forgebot.engine.housekeeping import CleanupReport
 from forgebot.engine.workspaces import MergeResult
 
 Json = dict[str, Any]
+Redact = Callable[[str], str]  # masks the server's secrets in text an agent wrote (ApiContext.redact)
 
 
-def attempt_json(attempt: Attempt, now: float, log_tail: str | None = None) -> Json:
+def _masked(redact: Redact, text: str | None) -> str | None:
+    return None if text is None else redact(text)
+
+
+def attempt_json(attempt: Attempt, now: float, redact: Redact, log_tail: str | None = None) -> Json:
+    """Every text an agent or a check wrote (progress, error, final message, check output, log tail) goes
+    through `redact`: an agent may echo a secret it was never meant to have."""
     usage = attempt.usage
     body: Json = {
         "id": attempt.id,
@@ -31,10 +38,10 @@ def attempt_json(attempt: Attempt, now: float, log_tail: str | None = None) -> J
         "finished_at": attempt.finished_at,
         "elapsed": attempt.elapsed(now),
         "exit_code": attempt.exit_code,
-        "error": attempt.error,
-        "progress": attempt.progress,
+        "error": _masked(redact, attempt.error),
+        "progress": _masked(redact, attempt.progress),
         "session_id": attempt.session_id,
-        "final_message": attempt.final_message,
+        "final_message": _masked(redact, attempt.final_message),
         "diff": {
             "files": attempt.diff.files,
             "insertions": attempt.diff.insertions,
@@ -47,7 +54,7 @@ def attempt_json(attempt: Attempt, now: float, log_tail: str | None = None) -> J
                 "exit_code": check.exit_code,
                 "duration": check.duration,
                 "timed_out": check.timed_out,
-                "output_tail": check.output_tail,
+                "output_tail": _masked(redact, check.output_tail),
             }
             for check in attempt.checks
         ],
@@ -63,11 +70,13 @@ def attempt_json(attempt: Attempt, now: float, log_tail: str | None = None) -> J
         "followup_pending": attempt.followup is not None and not attempt.status.terminal,
     }
     if log_tail is not None:
-        body["log_tail"] = log_tail
+        body["log_tail"] = redact(log_tail)
     return body
 
 
-def task_json(task: Task, attempts: Sequence[Attempt], now: float, github: Json | None = None) -> Json:
+def task_json(
+    task: Task, attempts: Sequence[Attempt], now: float, redact: Redact, github: Json | None = None
+) -> Json:
     """`github`: the issue, pull request and branch links of a task from an issue (forgebot/api/links.py)."""
     return {
         "id": task.id,
@@ -83,7 +92,7 @@ def task_json(task: Task, attempts: Sequence[Attempt], now: float, github: Json 
         "source": task.source,
         "external_ref": task.external_ref,
         "status": task_status([a.status for a in attempts]).value,
-        "attempts": [attempt_json(a, now) for a in attempts],
+        "attempts": [attempt_json(a, now, redact) for a in attempts],
         "github": github,
     }
 
@@ -131,11 +140,11 @@ def progress_json(attempts_by_task: Sequence[Sequence[Attempt]]) -> Json:
     }
 
 
-def event_json(event: EngineEvent, now: float) -> Json:
+def event_json(event: EngineEvent, now: float, redact: Redact) -> Json:
     return {
         "kind": event.kind.value,
         "task_id": event.task_id,
-        "attempt": attempt_json(event.attempt, now) if event.attempt else None,
+        "attempt": attempt_json(event.attempt, now, redact) if event.attempt else None,
     }
 
 
