@@ -126,6 +126,19 @@ async def test_streams_end_cleanly_when_the_server_stops(server: ApiServer) -> N
     assert listeners(server) == baseline
 
 
+async def test_revoking_a_token_ends_its_open_streams(server: ApiServer) -> None:
+    baseline = listeners(server)
+    async with server.session(server.token("doomed")) as doomed, server.session(server.token("kept")) as kept:
+        _, ending = await open_stream(doomed)
+        kept_response, _ = await open_stream(kept)
+        await asyncio.to_thread(server.ctx.tokens.revoke, "doomed")
+        assert await asyncio.wait_for(ending.next_event(), 10) is None  # noticed at the next keep-alive (0.2 s)
+        assert "token revoked" in ending.comments
+        assert await asyncio.wait_for(kept_response.content.readline(), 10) == b": keep-alive\n"
+        assert listeners(server) == baseline + 1
+        kept_response.close()
+
+
 async def test_secrets_are_masked_in_every_agent_written_field_in_responses_and_events(tmp_path: Path) -> None:
     """An agent (or a check) that echoes a secret: its progress, error, final message, check output and log tail
     all go out masked, in the attempt's JSON and on the event stream."""

@@ -1,7 +1,8 @@
 """GET /events: the engine's events as server-sent events, one JSON object per event, with keep-alive comments.
 
 Each stream subscribes its own queue to the engine's bus and unsubscribes when the client goes, the server
-stops, or anything fails; a slow client loses progress ticks, never status changes (EventBus.subscribe_queue).
+stops, its token is revoked (looked up again every TOKEN_RECHECK seconds at most), or anything fails; a slow client
+loses progress ticks, never status changes (EventBus.subscribe_queue).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 
 from aiohttp import web
 
-from forgebot.api.auth import token_of
+from forgebot.api.auth import PUBLIC_READER, token_of
 from forgebot.api.context import ApiContext, repo_names
 from forgebot.api.lookup import context, int_list_query, task_named
 from forgebot.api.serialize import event_json
@@ -25,6 +26,7 @@ HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # a reverse proxy must not hold the stream back
 }
+TOKEN_RECHECK = 5.0  # seconds between looks at whether the stream's token was revoked meanwhile
 
 
 async def _next(queue: asyncio.Queue[EngineEvent], stopping: asyncio.Event, wait: float) -> EngineEvent | None:
@@ -58,26 +60,44 @@ class _Visibility:
         return self.seen[task_id]
 
 
+async def _revoked(ctx: ApiContext, token: ApiToken) -> bool:
+    if token is PUBLIC_READER:
+        return False
+    current = await asyncio.to_thread(ctx.tokens.by_id, token.id)
+    return current is None or current.revoked
+
+
 async def stream_events(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     wanted = {(await task_named(request, task_id)).id for task_id in int_list_query(request, "task")}
-    visibility = _Visibility(ctx, token_of(request))
+    token = token_of(request)
+    visibility = _Visibility(ctx, token)
     queue, unsubscribe = ctx.engine.bus.subscribe_queue(maxsize=1000)
     response = web.StreamResponse(headers=HEADERS)
+    clock = asyncio.get_running_loop().time
     try:
         await response.prepare(request)
         await response.write(b": subscribed\n\n")  # the subscription is live: events from now on arrive
         sequence = 0
+        checked = wrote = clock()
         while not ctx.stopping.is_set():
-            event = await _next(queue, ctx.stopping, ctx.heartbeat)
+            event = await _next(queue, ctx.stopping, min(ctx.heartbeat, TOKEN_RECHECK))
+            if event is None or clock() - checked >= TOKEN_RECHECK:
+                if await _revoked(ctx, token):
+                    await response.write(b": token revoked\n\n")
+                    break
+                checked = clock()
             if event is None:
-                await response.write(b": keep-alive\n\n")
+                if clock() - wrote >= ctx.heartbeat:
+                    await response.write(b": keep-alive\n\n")
+                    wrote = clock()
                 continue
             if (wanted and event.task_id not in wanted) or not await visibility.allows(event.task_id):
                 continue
             sequence += 1
             data = json.dumps(event_json(event, ctx.clock(), ctx.redact), separators=(",", ":"))
             await response.write(f"id: {sequence}\ndata: {data}\n\n".encode())
+            wrote = clock()
     except ConnectionError:
         pass  # the client went away
     finally:

@@ -84,6 +84,11 @@ class TokenStore:
             row = conn.execute(select(api_tokens).where(api_tokens.c.token_hash == token_hash)).one_or_none()
         return None if row is None else (_token(row), row.token_hash)
 
+    def by_id(self, token_id: int) -> ApiToken | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).one_or_none()
+        return None if row is None else _token(row)
+
     def touch(self, token_id: int, now: float) -> None:
         with self._write() as conn:
             conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now))
