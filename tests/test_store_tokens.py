@@ -40,6 +40,14 @@ def test_revoking_an_unknown_token_says_so(tokens: TokenStore) -> None:
         tokens.revoke("nope")
 
 
+def test_a_token_is_found_by_its_id_with_its_current_state(tokens: TokenStore) -> None:
+    made = tokens.create(name="ci", token_hash="a" * 64, repos=[], now=1.0)
+    assert tokens.by_id(made.id) == made
+    tokens.revoke("ci")
+    assert tokens.by_id(made.id) == ApiToken(made.id, "ci", (), 1.0, None, True)
+    assert tokens.by_id(made.id + 1) is None
+
+
 def test_touch_records_the_last_use(tokens: TokenStore) -> None:
     made = tokens.create(name="ci", token_hash="a" * 64, repos=[], now=1.0)
     tokens.touch(made.id, 5.0)
@@ -55,6 +63,10 @@ def test_touch_records_the_last_use(tokens: TokenStore) -> None:
         (("acme/*",), ("/data/clones/acme/app", "acme/app"), True),
         (("ACME/*",), ("acme/app",), True),
         (("acme/*",), ("/data/clones/other/app", None), False),
+        (("/srv/repos/app",), ("/srv/repos/APP",), False),  # paths are case-sensitive
+        (("/srv/repos/*",), ("/SRV/repos/app",), False),
+        (("/srv/repos/App",), ("/srv/repos/App",), True),
+        (("acme/app",), ("/srv/x", "Acme/App"), True),  # owner/name are not
     ],
 )
 def test_repository_globs(globs: tuple[str, ...], names: tuple[str | None, ...], allowed: bool) -> None:

@@ -39,12 +39,17 @@ class ApiToken:
         return bool(self.repos)
 
     def allows(self, *names: str | None) -> bool:
-        """Whether any of the names a repository goes by (its path, its owner/name) matches a glob."""
+        """Whether any of the names a repository goes by (its path, its owner/name) matches a glob. Paths match
+        case-sensitively (like the file system); owner/name globs (no leading /) ignore case, like GitHub."""
         if not self.repos:
             return True
-        return any(
-            fnmatch.fnmatchcase(name.lower(), pattern.lower()) for name in names if name for pattern in self.repos
-        )
+        return any(_matches(name, pattern) for name in names if name for pattern in self.repos)
+
+
+def _matches(name: str, pattern: str) -> bool:
+    if pattern.startswith("/"):
+        return fnmatch.fnmatchcase(name, pattern)
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
 class TokenStore:
