@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from rich.console import Console
 from rich.table import Table
@@ -181,10 +181,37 @@ async def run_remote(args: argparse.Namespace, out: Console) -> int:
     if command is None:
         name = " ".join(part for part in (args.group, getattr(args, "cmd", "")) if part)
         raise ConfigError(f"`{name}` does not work with --server (it needs the local engine)")
-    if not args.token:
-        raise ConfigError("--server needs a token: pass --token or set FORGEBOT_TOKEN (forgebot tokens create NAME)")
-    async with ForgeClient(args.server, args.token) as forge:
+    async with ForgeClient(args.server, remote_token(args.token_file, os.environ)) as forge:
         return await command(forge, args, out)
+
+
+def remote_token(path: str | None, environ: Mapping[str, str]) -> str:
+    """The API token from --token-file (its first line), else FORGEBOT_TOKEN. Never from argv: a secret there
+    shows in `ps` and in the shell's history."""
+    if path is None:
+        token = environ.get("FORGEBOT_TOKEN", "").strip()
+        if not token:
+            raise ConfigError(
+                "--server needs a token: pass --token-file PATH or set FORGEBOT_TOKEN (forgebot tokens create NAME)"
+            )
+        return token
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.readline().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--token-file: cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    if not token:
+        raise ConfigError(f"--token-file: {path} is empty (its first line must hold the token)")
+    return token
+
+
+class _RefuseTokenInArgv(argparse.Action):
+    """`--token SECRET` is refused (without echoing SECRET); without this argparse would take it for an
+    abbreviation of --token-file and name the secret as a missing file."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        parser.error("--token is not accepted (argv shows in `ps` and shell history): use --token-file PATH "
+                     "or set FORGEBOT_TOKEN")  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,4 +220,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("FORGEBOT_SERVER"),
         help="act on a running forgebot server (URL) instead of the local engine; also FORGEBOT_SERVER",
     )
-    parser.add_argument("--token", default=os.environ.get("FORGEBOT_TOKEN"), help="API token for --server")
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="file whose first line is the API token for --server; else FORGEBOT_TOKEN (never the token in argv)",
+    )
+    parser.add_argument("--token", action=_RefuseTokenInArgv, help=argparse.SUPPRESS)

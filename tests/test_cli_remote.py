@@ -77,12 +77,36 @@ async def test_remote_errors_are_one_line_and_exit_1(server: ApiServer) -> None:
     assert code == 1 and err.strip() == "forgebot: error: task 42 not found (HTTP 404, not_found)"
     code, _, err = await forgebot("--repo", str(server.repo), "task", "create", "x", "--agent", "ghost", env=env)
     assert code == 1 and "unknown agent 'ghost'" in err
-    code, _, err = await forgebot("--token", "fgb_bad", "--server", server.url, "task", "list")
+    bad = server.root / "bad-token"
+    bad.write_text("fgb_bad\nsecond line ignored\n")
+    code, _, err = await forgebot("--token-file", str(bad), "--server", server.url, "task", "list")
     assert code == 1 and "unknown token (HTTP 401, unauthorized)" in err and "fgb_bad" not in err
     code, _, err = await forgebot("--server", server.url, "task", "list")
-    assert code == 1 and "--server needs a token" in err
+    assert code == 1 and "--server needs a token: pass --token-file PATH or set FORGEBOT_TOKEN" in err
     code, _, err = await forgebot("processes", "list", env=env)
     assert code == 1 and "`processes list` does not work with --server" in err
+
+
+async def test_the_token_comes_from_a_file_never_from_argv(server: ApiServer) -> None:
+    token_file = server.root / "token"
+    token_file.write_text(server.token("cli") + "\n")
+    token_file.chmod(0o600)
+    remote = ("--server", server.url, "task", "list")
+    code, out, err = await forgebot("--token-file", str(token_file), *remote)
+    assert code == 0 and "No tasks yet." in out, err
+    # the file wins over FORGEBOT_TOKEN
+    code, out, err = await forgebot("--token-file", str(token_file), *remote, env={"FORGEBOT_TOKEN": "fgb_stale"})
+    assert code == 0, err
+    code, _, err = await forgebot("--token-file", str(server.root / "missing"), *remote)
+    assert code == 1 and f"--token-file: cannot read {server.root / 'missing'}: No such file" in err
+    (server.root / "empty").write_text("\n")
+    code, _, err = await forgebot("--token-file", str(server.root / "empty"), *remote)
+    assert code == 1 and "is empty (its first line must hold the token)" in err
+    for argv in (("--token", "fgb_in-argv"), ("--token=fgb_in-argv",)):
+        code, _, err = await forgebot(*argv, *remote)
+        assert code == 2 and "--token is not accepted" in err and "fgb_in-argv" not in err, argv
+    code, _, err = await forgebot("--tok", "fgb_in-argv", *remote)  # no abbreviation names the secret as a file
+    assert code == 2 and "ambiguous option" in err and "fgb_in-argv" not in err
 
 
 async def test_tokens_create_list_revoke(server: ApiServer) -> None:
