@@ -4,6 +4,7 @@ request models, valid JSON Schema; every response the API tests cause is validat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -14,6 +15,10 @@ from forgebot.api.openapi import document
 from tests.api_support import ApiServer, Conformance
 
 METHODS = {"get", "post", "put", "patch", "delete"}
+BOUNDS = {
+    *("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"),
+    *("minLength", "maxLength", "minItems", "maxItems"),
+}
 
 
 def routes_of(api: web.Application) -> set[tuple[str, str]]:
@@ -54,6 +59,23 @@ def test_request_schemas_match_the_request_models(schema: str, model: type[bodie
     assert set(spec["properties"]) == set(model.model_fields)
     assert set(spec.get("required", [])) == {name for name, f in model.model_fields.items() if f.is_required()}
     assert spec["additionalProperties"] is False  # the models forbid extra keys too
+    properties = model.model_json_schema()["properties"]
+    for name, field in properties.items():
+        assert bounds(spec["properties"][name]) == bounds(field), f"{schema}.{name}: limits differ"
+
+
+def bounds(schema: Any, where: str = "") -> set[tuple[str, object]]:
+    """The numeric and length limits of a property, and of its items (alternatives of `anyOf` flattened)."""
+    found: set[tuple[str, object]] = set()
+    if isinstance(schema, list):
+        return {bound for part in schema for bound in bounds(part, where)}
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in BOUNDS:
+                found.add((where + key, value))
+            elif key in ("anyOf", "oneOf", "items"):
+                found |= bounds(value, where + "items." if key == "items" else where)
+    return found
 
 
 def test_every_schema_is_valid_json_schema_and_every_ref_resolves() -> None:

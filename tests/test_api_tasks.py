@@ -136,6 +136,30 @@ async def test_unknown_ids_are_404(http: aiohttp.ClientSession) -> None:
         assert error["error"]["code"] == "not_found" and "99 not found" in error["error"]["message"]
 
 
+async def test_ids_no_row_can_have_are_404_in_paths_and_422_in_bodies(
+    server: ApiServer, http: aiohttp.ClientSession
+) -> None:
+    for bad in ("0", str(2**63), str(10**30), "9" * 5000):
+        for method, path in (
+            ("GET", f"/tasks/{bad}"),
+            ("POST", f"/tasks/{bad}/merge"),
+            ("POST", f"/tasks/{bad}/attempts"),
+            ("GET", f"/attempts/{bad}"),
+            ("POST", f"/attempts/{bad}/retry"),
+        ):
+            error = await call(http, method, path, 404)
+            assert error["error"]["code"] == "not_found" and len(error["error"]["message"]) < 100, (method, bad)
+    task = await create(http, server, start=False)
+    for attempt in (0, -1, 2**63, 10**30):
+        error = await call(http, "POST", f"/tasks/{task['id']}/merge", 422, json={"attempt": attempt})
+        assert error["error"]["message"].startswith("attempt: Input should be")
+    error = await call(http, "POST", f"/tasks/{task['id']}/merge", 404, json={"attempt": 2**63 - 1})
+    assert error["error"]["code"] == "not_found"
+    for ids in ([2**63], [1, 0]):
+        error = await call(http, "POST", "/compare", 422, json={"task_ids": ids})
+        assert error["error"]["message"].startswith("task_ids.")
+
+
 async def test_cancel_stops_a_running_task_and_delete_refuses_until_then(
     server: ApiServer, http: aiohttp.ClientSession
 ) -> None:

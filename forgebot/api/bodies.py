@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from forgebot.api.errors import ApiError
 from forgebot.config import parse_duration
 from forgebot.core.models import Strategy
+
+MAX_ID = 2**63 - 1  # the largest id SQLite (and PostgreSQL's bigint) can hold
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class _Body(BaseModel):
@@ -49,12 +52,12 @@ class Followup(_Body):
 
 
 class Merge(_Body):
-    attempt: int
+    attempt: Id
     rebase: bool = False
 
 
 class CompareMany(_Body):
-    task_ids: list[int] = Field(min_length=1, max_length=100)
+    task_ids: list[Id] = Field(min_length=1, max_length=100)
 
 
 class CreateSession(_Body):

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from forgebot.api.auth import require_task_access
+from forgebot.api.bodies import MAX_ID
 from forgebot.api.context import API_CONTEXT, ApiContext
 from forgebot.api.errors import ApiError, not_found
 from forgebot.core.models import Attempt, AttemptStatus, Task
@@ -26,13 +27,22 @@ async def task_named(request: web.Request, task_id: int) -> Task:
     return require_task_access(request, task)
 
 
+def _path_id(request: web.Request, what: str) -> int:
+    """The {id} of the path (the route admits digits only); one no row can have is 404 like any missing one."""
+    raw = request.match_info["id"]
+    value = int(raw) if len(raw) <= len(str(MAX_ID)) else 0
+    if not 1 <= value <= MAX_ID:
+        raise not_found(f"{what} {raw[:30]}{'...' if len(raw) > 30 else ''} not found")
+    return value
+
+
 async def task_in_path(request: web.Request) -> Task:
-    return await task_named(request, int(request.match_info["id"]))
+    return await task_named(request, _path_id(request, "task"))
 
 
 async def attempt_in_path(request: web.Request) -> tuple[Task, Attempt]:
     ctx = context(request)
-    attempt_id = int(request.match_info["id"])
+    attempt_id = _path_id(request, "attempt")
     try:
         attempt = await asyncio.to_thread(ctx.store.get_attempt, attempt_id)
         task = await asyncio.to_thread(ctx.store.get_task, attempt.task_id)
