@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from forgebot.engine.events import EngineEvent, EventKind
 from tests.api_support import AGENTS, ApiServer, fake, settings
 from tests.support import PYTHON, make_repo
 from tests.test_api_tasks import call, create
@@ -124,6 +127,50 @@ async def test_streams_end_cleanly_when_the_server_stops(server: ApiServer) -> N
         server.ctx.stopping.set()  # what the app's on_shutdown does
         assert await stream.next_event() is None
     assert listeners(server) == baseline
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout(server: ApiServer) -> None:
+    """The client reads the headers, then nothing: once the sockets' buffers are full a write waits, and after
+    write_timeout the server ends the stream and unsubscribes (fewer events than the queue holds: the write
+    timeout does it, not the queue running over)."""
+    server.ctx.write_timeout = 0.5
+    baseline = listeners(server)
+    token = server.token("t")
+    async with server.session(token) as http:
+        task = await create(http, server, start=False)
+    (queued,) = await server.engine.attempts(task["id"])
+    attempt = dataclasses.replace(queued, final_message="x" * 50_000)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    request = f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    writer.write(request.encode())
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    for _ in range(30):  # 300 events of 50 kB: far more than the buffers hold, far fewer than the queue
+        for _ in range(10):
+            server.engine.bus.publish(EngineEvent(EventKind.ATTEMPT_STATUS, task["id"], attempt))
+        await asyncio.sleep(0.01)
+    for _ in range(200):
+        if listeners(server) == baseline:
+            break
+        await asyncio.sleep(0.05)
+    assert listeners(server) == baseline
+    writer.close()
+
+
+async def test_a_stream_too_far_behind_ends_after_what_it_had_queued(server: ApiServer) -> None:
+    baseline = listeners(server)
+    async with server.session(server.token("t")) as http:
+        task = await create(http, server, start=False)
+        _, stream = await open_stream(http)
+        for _ in range(1001):  # without yielding to the stream: its queue (1000) runs over
+            server.engine.bus.publish(EngineEvent(EventKind.ATTEMPT_STATUS, task["id"]))
+        assert listeners(server) == baseline
+        ids = []
+        while (event := await stream.next_event()) is not None:
+            ids.append(event[0])
+        assert ids == list(range(1, 1001)) and "too far behind: reconnect" in stream.comments
 
 
 async def test_revoking_a_token_ends_its_open_streams(server: ApiServer) -> None:

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from forgebot.core.models import AttemptStatus, Price, Strategy
 from forgebot.engine.engine import Engine, EngineError
-from forgebot.engine.events import EngineEvent, EventKind
+from forgebot.engine.events import EngineEvent, EventBus, EventKind
 from forgebot.engine.runner import EngineSettings
 from forgebot.engine.workspaces import MergeRefused, Workspaces
 from forgebot.store import open_store
@@ -429,3 +430,22 @@ async def test_missing_cli_and_missing_key_fail_with_instructions(engine: Engine
     assert "NOT_EXPORTED_KEY" in (attempts["claude"].error or "") and "export it" in (attempts["claude"].error or "")
     assert attempts["codex"].status is S.FAILED
     assert "`codex` is not installed: npm install" in (attempts["codex"].error or "")
+
+
+def test_a_queue_subscriber_too_far_behind_is_ended_not_raised_at() -> None:
+    bus = EventBus()
+    queue, unsubscribe = bus.subscribe_queue(maxsize=3)
+    others: list[EngineEvent] = []
+    bus.subscribe(others.append)
+    status, progress = EngineEvent(EventKind.ATTEMPT_STATUS, 1), EngineEvent(EventKind.ATTEMPT_PROGRESS, 1)
+    with capture_logs() as logs:
+        for event in (status, status, status, progress, progress):  # full: progress ticks are dropped
+            bus.publish(event)
+        assert queue.qsize() == 3 and len(bus._listeners) == 2
+        bus.publish(status)  # a status change finds no room: the subscription ends
+        bus.publish(status)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [status, status, status, None]
+    assert len(bus._listeners) == 1 and len(others) == 7  # the other listener saw everything
+    assert [entry["event"] for entry in logs] == ["event_subscriber_too_slow"]  # once, and no traceback
+    unsubscribe()  # the stream's own unsubscribe afterwards is harmless
+    assert len(bus._listeners) == 1

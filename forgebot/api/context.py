@@ -40,6 +40,7 @@ class ApiContext:
     repo_settings: Callable[[str], Settings] | None = None  # default: worktree_settings(settings)
     secrets: tuple[str, ...] = ()  # masked in all agent-written text the API sends (the GitHub token, webhook secrets)
     heartbeat: float = 15.0  # seconds between keep-alive comments on the event stream
+    write_timeout: float = 30.0  # seconds one event stream write may wait on a client that stopped reading
     log_tail_lines: int = 40
     clock: Callable[[], float] = time.time
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,19 +38,33 @@ class EventBus:
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Returns the function that unsubscribes."""
+        """Returns the function that unsubscribes (calling it again does nothing)."""
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
 
-    def subscribe_queue(self, maxsize: int = 10_000) -> tuple[asyncio.Queue[EngineEvent], Callable[[], None]]:
-        queue: asyncio.Queue[EngineEvent] = asyncio.Queue(maxsize)
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def subscribe_queue(
+        self, maxsize: int = 10_000
+    ) -> tuple[asyncio.Queue[EngineEvent | None], Callable[[], None]]:
+        """A queue that receives every event. A reader `maxsize` events behind loses progress ticks; when a status
+        change finds no room, the subscription ends: it is unsubscribed and its queue's last item is None. (A gap
+        in the status changes would mislead; an ended stream is reopened and the state read afresh.)"""
+        queue: asyncio.Queue[EngineEvent | None] = asyncio.Queue(maxsize + 1)  # one slot kept for the None
 
         def put(event: EngineEvent) -> None:
-            if queue.full() and event.kind is EventKind.ATTEMPT_PROGRESS:
-                return  # a slow reader loses progress ticks, never status changes
-            queue.put_nowait(event)
+            if queue.qsize() < maxsize:
+                queue.put_nowait(event)
+            elif event.kind is not EventKind.ATTEMPT_PROGRESS:
+                unsubscribe()
+                queue.put_nowait(None)
+                log.warning("event_subscriber_too_slow", queued=maxsize, kind=event.kind, task=event.task_id)
 
-        return queue, self.subscribe(put)
+        unsubscribe = self.subscribe(put)
+        return queue, unsubscribe
 
     def publish(self, event: EngineEvent) -> None:
         for listener in list(self._listeners):
