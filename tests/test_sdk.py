@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -138,8 +139,21 @@ async def test_events_iterator_yields_typed_events(server: ApiServer, forge: For
         if event.kind == "task_finished":
             break
     assert kinds[0] == "attempt_status" and kinds[-1] == "task_finished"
-    stream = forge.events()  # the one-call form
-    assert hasattr(stream, "__anext__")
+    # the one-call form: it connects at the first step, so start the task once the stream is subscribed
+    listening = len(server.engine.bus._listeners)
+    another = await forge.tasks.create("Watch again", repo=str(server.repo), agents=["fast"], start=False)
+    stream = forge.events([another.id])
+    first = asyncio.ensure_future(anext(stream))
+    for _ in range(200):
+        if len(server.engine.bus._listeners) > listening:
+            break
+        await asyncio.sleep(0.05)
+    decoy = await forge.tasks.create("Not watched", repo=str(server.repo), agents=["fast"])
+    await server.until_idle(decoy.id)  # all its events went out first: the filter kept them away
+    await forge.tasks.start(another.id)
+    event = await asyncio.wait_for(first, 30)
+    assert event.task_id == another.id and event.id == 1 and event.kind == "attempt_status"
+    assert event.attempt is not None and event.attempt.task_id == another.id
     await stream.aclose()
 
 
