@@ -6,16 +6,25 @@ import asyncio
 
 from aiohttp import web
 
-from forgebot.api.auth import require_task_access
+from forgebot.api.auth import require_task_access, token_of
 from forgebot.api.bodies import MAX_ID
-from forgebot.api.context import API_CONTEXT, ApiContext
+from forgebot.api.context import API_CONTEXT, ApiContext, repo_names
 from forgebot.api.errors import ApiError, not_found
 from forgebot.core.models import Attempt, AttemptStatus, Task
 from forgebot.store import NotFound
 
+EVERY_TASK = 10**6  # how many tasks a look over "all of them" reads at most
+
 
 def context(request: web.Request) -> ApiContext:
     return request.app[API_CONTEXT]
+
+
+async def visible_tasks(request: web.Request, repo: str | None = None, window: int = EVERY_TASK) -> list[Task]:
+    """The newest `window` tasks (of `repo`, when given), less those the request's token may not see."""
+    tasks = await asyncio.to_thread(context(request).store.list_tasks, limit=window, repo=repo)
+    token = token_of(request)
+    return [task for task in tasks if token.allows(*repo_names(task))]
 
 
 async def task_named(request: web.Request, task_id: int) -> Task:

@@ -10,9 +10,16 @@ from aiohttp import web
 
 from forgebot.api.auth import token_of
 from forgebot.api.bodies import CompareMany, CreateAttempt, Followup, read_body
-from forgebot.api.context import repo_names
 from forgebot.api.errors import ApiError
-from forgebot.api.lookup import attempt_in_path, context, int_query, statuses_query, task_in_path, task_named
+from forgebot.api.lookup import (
+    attempt_in_path,
+    context,
+    int_query,
+    statuses_query,
+    task_in_path,
+    task_named,
+    visible_tasks,
+)
 from forgebot.api.routes_tasks import pick_profiles
 from forgebot.api.serialize import attempt_json, comparison_json
 
@@ -86,8 +93,7 @@ async def delete_attempts(request: web.Request) -> web.Response:
     if task_id is not None:
         scopes: list[int | None] = [(await task_named(request, task_id)).id]
     elif token_of(request).limited:
-        tasks = await asyncio.to_thread(ctx.store.list_tasks, limit=10**6)
-        scopes = [t.id for t in tasks if token_of(request).allows(*repo_names(t))]
+        scopes = [task.id for task in await visible_tasks(request)]
     else:
         scopes = [None]
     deleted = []

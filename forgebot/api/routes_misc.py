@@ -9,25 +9,15 @@ from aiohttp import web
 
 from forgebot.api.auth import token_of
 from forgebot.api.bodies import Cleanup, read_body
-from forgebot.api.context import repo_names
 from forgebot.api.errors import ApiError
-from forgebot.api.lookup import context, int_list_query, task_named
+from forgebot.api.lookup import context, int_list_query, task_named, visible_tasks
 from forgebot.api.serialize import cleanup_json, progress_json, worktree_json
-from forgebot.core.models import Attempt, Task
-
-WINDOW = 10**6
-
-
-async def _visible_tasks(request: web.Request, repo: str | None = None) -> list[Task]:
-    ctx = context(request)
-    tasks = await asyncio.to_thread(ctx.store.list_tasks, limit=WINDOW, repo=repo)
-    token = token_of(request)
-    return [task for task in tasks if token.allows(*repo_names(task))]
+from forgebot.core.models import Attempt
 
 
 async def list_worktrees(request: web.Request) -> web.Response:
     ctx = context(request)
-    visible = {task.id for task in await _visible_tasks(request)}
+    visible = {task.id for task in await visible_tasks(request)}
     attempts = await asyncio.to_thread(ctx.store.list_attempts)
     mine = [a for a in attempts if a.task_id in visible]
 
@@ -56,7 +46,7 @@ async def progress(request: web.Request) -> web.Response:
     repo = request.query.get("repo")
     if task_ids and repo:
         raise ApiError(422, "invalid", "task, repo: give tasks or a repository, not both")
-    tasks = [await task_named(request, i) for i in task_ids] if task_ids else await _visible_tasks(request, repo)
+    tasks = [await task_named(request, i) for i in task_ids] if task_ids else await visible_tasks(request, repo)
     per_task = [await ctx.engine.attempts(task.id) for task in tasks]
     return web.json_response(progress_json(per_task))
 

@@ -10,10 +10,10 @@ from aiohttp import web
 
 from forgebot.api.auth import PUBLIC_READER, require_repo_access, token_of
 from forgebot.api.bodies import CreateTask, Merge, TaskOptions, read_body
-from forgebot.api.context import ApiContext, repo_names
+from forgebot.api.context import ApiContext
 from forgebot.api.errors import ApiError
 from forgebot.api.links import github_of, github_one
-from forgebot.api.lookup import context, int_query, task_in_path
+from forgebot.api.lookup import context, int_query, task_in_path, visible_tasks
 from forgebot.api.serialize import comparison_json, merge_json, task_json
 from forgebot.config import Settings, to_checks, to_profiles
 from forgebot.core.models import AgentProfile, Task, TaskStatus, task_status
@@ -89,12 +89,8 @@ async def list_tasks(request: web.Request) -> web.Response:
     if status is not None and status not in {s.value for s in TaskStatus}:
         known = ", ".join(s.value for s in TaskStatus)
         raise ApiError(422, "invalid", f"status: unknown task status {status!r} (one of {known})")
-    token = token_of(request)
-    tasks = await asyncio.to_thread(ctx.store.list_tasks, limit=LIST_WINDOW, repo=repo)
     rows = []
-    for task in tasks:
-        if not token.allows(*repo_names(task)):
-            continue
+    for task in await visible_tasks(request, repo, window=LIST_WINDOW):
         attempts = await ctx.engine.attempts(task.id)
         if status is not None and task_status([a.status for a in attempts]).value != status:
             continue
