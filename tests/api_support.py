@@ -28,6 +28,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from forgebot.api import PREFIX, ApiContext, add_api
+from forgebot.api.dashboard import add_dashboard
 from forgebot.api.openapi import document
 from forgebot.api.tokens import hash_secret, new_secret
 from forgebot.app import engine_settings
@@ -145,8 +146,16 @@ class ApiServer:
     @classmethod
     @contextlib.asynccontextmanager
     async def start(
-        cls, root: Path, config: Settings | None = None, heartbeat: float = 0.2
+        cls,
+        root: Path,
+        config: Settings | None = None,
+        heartbeat: float = 0.2,
+        *,
+        dashboard: bool = False,
+        **extra: Any,
     ) -> AsyncIterator[ApiServer]:
+        """`extra`: more ApiContext fields (web_url, public_reads...); `dashboard`: serve the page too, with the
+        GitHub links of the bot's store."""
         config = config or settings()
         repo = make_repo(root / "repo")
         store = open_store(f"sqlite:///{root / 'data' / 'forgebot.db'}")
@@ -158,10 +167,16 @@ class ApiServer:
             environ={"PATH": os.environ["PATH"]},
             serve_all=True,
         )
-        ctx = ApiContext(engine, store.token_store(), config, heartbeat=heartbeat, secrets=("s3cret-in-logs",))
+        if dashboard:
+            extra.setdefault("bot_store", store.bot_store())
+        ctx = ApiContext(
+            engine, store.token_store(), config, heartbeat=heartbeat, secrets=("s3cret-in-logs",), **extra
+        )
         conformance = Conformance()
         app = web.Application(middlewares=[conformance.middleware])
         api = add_api(app, ctx)
+        if dashboard:
+            add_dashboard(app)
         runner = web.AppRunner(app, shutdown_timeout=2)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -10,31 +10,19 @@ Chromium (Debian's /usr/bin/chromium, driven by Playwright) to look at it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from forgebot.api import ApiContext, add_api
-from forgebot.api.dashboard import add_dashboard
-from forgebot.api.tokens import hash_secret, new_secret
-from forgebot.app import engine_settings
 from forgebot.config import Settings
-from forgebot.engine.engine import Engine
-from forgebot.engine.layout import Layout
-from forgebot.engine.workspaces import Workspaces
-from forgebot.store import SqlStore, open_store
 from forgebot.store.bot import IssueTask
-from tests.api_support import Conformance, fake
+from tests.api_support import ApiServer, fake
 from tests.api_support import settings as api_settings
-from tests.support import make_repo
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; FORGEBOT_TEST_CHROMIUM points elsewhere (e.g. a hosted runner's Chrome)
 CHROMIUM_ARGS = [
@@ -64,61 +52,20 @@ def settings(**overrides: Any) -> Settings:
     return api_settings(**{**dashboard, **overrides})
 
 
-@dataclass
-class DashboardServer:
-    repo: Path
-    store: SqlStore
-    engine: Engine
-    ctx: ApiContext
-    url: str
+class DashboardServer(ApiServer):
+    """ApiServer with the dashboard, the bot store's GitHub links and, when asked, public reads."""
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def start(cls, root: Path, *, public: bool = False, heartbeat: float = 0.5) -> AsyncIterator[DashboardServer]:
+    async def start(  # type: ignore[override]
+        cls, root: Path, *, public: bool = False, heartbeat: float = 0.5
+    ) -> AsyncIterator[DashboardServer]:
         config = settings(api={"dashboard_public": public})
-        repo = make_repo(root / "repo")
-        store = open_store(f"sqlite:///{root / 'data' / 'forgebot.db'}")
-        engine = Engine(
-            store,
-            Workspaces(),
-            settings=dataclasses.replace(engine_settings(config), kill_grace=0.5, cancel_poll=0.1),
-            layout=Layout(state_root=str(root / "data")),
-            environ={"PATH": os.environ["PATH"]},
-            serve_all=True,
-        )
-        ctx = ApiContext(
-            engine,
-            store.token_store(),
-            config,
-            heartbeat=heartbeat,
-            bot_store=store.bot_store(),
-            web_url=WEB_URL,
-            public_reads=public,
-        )
-        conformance = Conformance()
-        app = web.Application(middlewares=[conformance.middleware])
-        add_api(app, ctx)
-        add_dashboard(app)
-        runner = web.AppRunner(app, shutdown_timeout=2)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        await engine.start()
-        try:
-            yield cls(repo, store, engine, ctx, f"http://127.0.0.1:{port}")
-        finally:
-            await engine.shutdown(grace=0)
-            await runner.cleanup()
-            store.close()
-        assert not conformance.problems, "responses that do not match the OpenAPI document:\n" + "\n".join(
-            conformance.problems
-        )
-
-    def token(self, name: str) -> str:
-        secret = new_secret()
-        self.ctx.tokens.create(name=name, token_hash=hash_secret(secret), repos=(), now=1.0)
-        return secret
+        async with super().start(
+            root, config, heartbeat, dashboard=True, web_url=WEB_URL, public_reads=public
+        ) as server:
+            assert isinstance(server, DashboardServer)
+            yield server
 
     def client(self, token: str | None = None) -> aiohttp.ClientSession:
         """A client with a cookie jar that keeps cookies from 127.0.0.1 (aiohttp's default refuses IP hosts)."""
