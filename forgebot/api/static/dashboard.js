@@ -335,6 +335,12 @@
     if (task) renderTask(task);
   }
 
+  // The task that holds this attempt (undefined when it is not on the page).
+  function taskOf(attemptId) {
+    for (const task of state.tasks.values()) if (task.attempts.some((a) => a.id === attemptId)) return task;
+    return undefined;
+  }
+
   async function loadLog(attemptId) {
     try {
       const attempt = await api("GET", `attempts/${attemptId}`);
@@ -342,7 +348,7 @@
     } catch (failure) {
       state.logs.set(attemptId, { text: "", error: failure.message });
     }
-    const task = [...state.tasks.values()].find((t) => t.attempts.some((a) => a.id === attemptId));
+    const task = taskOf(attemptId);
     if (task) renderTask(task);
   }
 
@@ -352,7 +358,7 @@
       state.openLogs.add(attemptId);
       loadLog(attemptId);
     }
-    const task = [...state.tasks.values()].find((t) => t.attempts.some((a) => a.id === attemptId));
+    const task = taskOf(attemptId);
     if (task) renderTask(task);
   }
 
@@ -624,7 +630,7 @@
 
   function refreshLogs() {
     for (const id of state.openLogs) {
-      const task = [...state.tasks.values()].find((t) => t.attempts.some((a) => a.id === id));
+      const task = taskOf(id);
       const attempt = task && task.attempts.find((a) => a.id === id);
       if (attempt && (ACTIVE.has(attempt.status) || attempt.status === "queued")) loadLog(id);
     }
