@@ -43,13 +43,17 @@ async def test_page_and_files_carry_a_strict_content_security_policy(tmp_path: P
             page = await answer.text()
     scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page, re.S)
     assert scripts and all('src="' in attrs and not body.strip() for attrs, body in scripts), "no inline script"
+    sources = [re.search(r'src="([^"]+)"', attrs).group(1) for attrs, _ in scripts]  # type: ignore[union-attr]
+    assert sources == ["static/render.js", "static/dashboard.js"]  # dashboard.js uses what render.js defines
+    assert all(f"/{source}" in FILES for source in sources)
     assert "style=" not in page, "no inline styles either: style-src is 'self'"
 
 
-def test_the_script_never_parses_text_as_html() -> None:
-    script = (STATIC / "dashboard.js").read_text()
+@pytest.mark.parametrize("name", ["render.js", "dashboard.js"])
+def test_the_scripts_never_parse_text_as_html(name: str) -> None:
+    script = (STATIC / name).read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
-        assert sink not in script, f"dashboard.js uses {sink}"
+        assert sink not in script, f"{name} uses {sink}"
 
 
 async def test_a_token_becomes_an_httponly_strict_cookie_that_the_api_accepts(tmp_path: Path) -> None:

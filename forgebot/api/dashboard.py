@@ -31,6 +31,7 @@ SECURITY_HEADERS = {
 # URL path -> (file in static/, content type)
 FILES = {
     "/": ("index.html", "text/html"),
+    "/static/render.js": ("render.js", "text/javascript"),  # builds the DOM; loaded before dashboard.js
     "/static/dashboard.js": ("dashboard.js", "text/javascript"),
     "/static/dashboard.css": ("dashboard.css", "text/css"),
     "/static/favicon.svg": ("favicon.svg", "image/svg+xml"),

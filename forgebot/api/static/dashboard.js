@@ -1,13 +1,12 @@
-// forgebot dashboard: tasks and their attempts, live over server-sent events.
-// Everything shown is built with createElement/textContent: nothing from the server is ever parsed as HTML.
+// forgebot dashboard: tasks and their attempts, live over server-sent events. This file talks to the API and
+// keeps the state; render.js (loaded first) builds what is shown, never parsing anything from the server as HTML.
 "use strict";
 
 (() => {
+  const { ACTIVE, FINISHED_TASK, ago, duration, taskCard } = window.ForgeRender;
   const API = "api/v1/";
   // Cookie-authenticated writes must carry this header: a cross-site form cannot send it (CSRF).
   const WRITE_HEADERS = { "X-Requested-With": "forgebot-dashboard", "Content-Type": "application/json" };
-  const ACTIVE = new Set(["preparing", "running", "checking"]);
-  const FINISHED_TASK = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
   const TASK_LIMIT = 50;
   const LOG_REFRESH_MS = 2000;
   const FOLLOW_UP_MS = [2000, 8000]; // read a finished task again after these delays
@@ -26,69 +25,6 @@
   };
 
   const $ = (id) => document.getElementById(id);
-
-  // ---- building DOM safely ------------------------------------------------------------------------
-
-  function safeUrl(value) {
-    try {
-      const url = new URL(String(value), window.location.href);
-      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
-    } catch {
-      return null;
-    }
-  }
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = String(value);
-      else if (key === "href") {
-        const url = safeUrl(value);
-        if (url) node.href = url;
-      } else if (key === "data") Object.assign(node.dataset, value);
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  // ---- formatting ---------------------------------------------------------------------------------
-
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
-    const s = Math.max(0, Math.floor(seconds));
-    if (s < 60) return `${s}s`;
-    const m = Math.floor(s / 60);
-    if (m < 60) return `${m}m ${String(s % 60).padStart(2, "0")}s`;
-    return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
-  }
-
-  function ago(epoch) {
-    const s = Math.max(0, Date.now() / 1000 + state.skew - epoch);
-    if (s < 10) return "just now";
-    if (s < 60) return `${Math.floor(s)} s ago`;
-    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-    return `${Math.floor(s / 86400)} d ago`;
-  }
-
-  function count(n) {
-    if (n === null || n === undefined) return "—";
-    return n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n);
-  }
-
-  function money(usd) {
-    if (usd === null || usd === undefined) return "—";
-    return usd < 0.01 && usd > 0 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
-  }
-
-  const label = (status) => String(status).replace(/_/g, " ");
 
   // ---- talking to the API -------------------------------------------------------------------------
 
@@ -386,8 +322,14 @@
 
   // ---- rendering ----------------------------------------------------------------------------------------
 
+  // What render.js needs to know besides the task, and what its buttons do.
+  function view() {
+    const { comparisons, openLogs, logs, skew } = state;
+    return { comparisons, openLogs, logs, skew, cancel, toggleLog };
+  }
+
   function renderTask(task) {
-    const node = taskCard(task);
+    const node = taskCard(task, view());
     const old = $(`task-${task.id}`);
     if (old) {
       old.replaceWith(node);
@@ -398,225 +340,6 @@
     list.insertBefore(node, after || null);
   }
 
-  function badge(status) {
-    return el("span", { class: `badge s-${status}`, text: label(status) });
-  }
-
-  function timeAgo(epoch) {
-    if (!epoch) return "—";
-    return el("time", {
-      class: "ago",
-      datetime: new Date(epoch * 1000).toISOString(),
-      title: new Date(epoch * 1000).toLocaleString(),
-      data: { epoch: String(epoch) },
-      text: ago(epoch),
-    });
-  }
-
-  function links(task) {
-    const gh = task.github;
-    if (!gh) return [el("span", { class: "repo", title: task.repo, text: task.repo })];
-    const parts = [el("a", { href: gh.issue_url, class: "issue", rel: "noopener", text: `${gh.repo}#${gh.issue}` })];
-    if (gh.pr_url) {
-      const prState = gh.pr_state ? ` (${gh.pr_state})` : "";
-      parts.push(el("a", { href: gh.pr_url, class: "pr", rel: "noopener", text: `PR #${gh.pr}${prState}` }));
-    }
-    return parts;
-  }
-
-  function taskCard(task) {
-    const comparison = state.comparisons.get(task.id);
-    const winner = comparison && comparison.winner ? comparison.winner.attempt_id : null;
-    const running = !FINISHED_TASK.has(task.status) && task.status !== "empty";
-    const meta = el(
-      "div",
-      { class: "meta" },
-      ...links(task).flatMap((part) => [part, " · "]),
-      `base ${task.base_branch}`,
-      " · ",
-      `${task.strategy}`,
-      " · created ",
-      timeAgo(task.created_at),
-    );
-    const header = el(
-      "header",
-      {},
-      el(
-        "h2",
-        {},
-        el("span", { class: "task-id", text: `#${task.id}` }),
-        " ",
-        el("span", { class: "title", text: task.title }),
-      ),
-      badge(task.status),
-      running
-        ? el("button", {
-            type: "button",
-            class: "cancel-task",
-            text: "Cancel task",
-            onclick: () => cancel(`tasks/${task.id}/cancel`, `task #${task.id}`),
-          })
-        : null,
-    );
-    const rows = task.attempts.flatMap((attempt) => attemptRows(task, attempt, attempt.id === winner));
-    const table = el(
-      "table",
-      { class: "attempts" },
-      el(
-        "thead",
-        {},
-        el(
-          "tr",
-          {},
-          ["#", "Agent", "Status", "Elapsed", "Diff", "Checks", "Tokens", "Cost", "Branch", ""].map((h) =>
-            el("th", { scope: "col", text: h }),
-          ),
-        ),
-      ),
-      el("tbody", {}, rows),
-    );
-    return el(
-      "article",
-      { class: `task t-${task.status}`, id: `task-${task.id}`, data: { id: String(task.id), status: task.status } },
-      header,
-      meta,
-      task.attempts.length ? table : el("p", { class: "muted", text: "No attempts yet." }),
-      comparison ? comparisonBlock(comparison) : null,
-    );
-  }
-
-  function attemptRows(task, attempt, isWinner) {
-    const active = ACTIVE.has(attempt.status);
-    const elapsed = el("td", {
-      class: "elapsed num",
-      data: {
-        base: attempt.elapsed === null ? "" : String(attempt.elapsed),
-        seen: String(attempt._seen || performance.now()),
-        running: active && attempt.started_at ? "1" : "",
-      },
-      text: duration(attempt.elapsed),
-    });
-    const diff = attempt.diff;
-    const diffCell = diff.files
-      ? el(
-          "td",
-          { class: "diff num" },
-          `${diff.files} file${diff.files === 1 ? "" : "s"} `,
-          el("span", { class: "plus", text: `+${diff.insertions}` }),
-          " ",
-          el("span", { class: "minus", text: `−${diff.deletions}` }),
-        )
-      : el("td", { class: "diff num muted", text: "—" });
-    const checks = attempt.checks.length
-      ? attempt.checks.map((c) =>
-          el("span", {
-            class: `check ${c.passed ? "pass" : "fail"}`,
-            title: c.timed_out ? "timed out" : `exit ${c.exit_code}`,
-            text: `${c.passed ? "✓" : "✗"} ${c.name}`,
-          }),
-        )
-      : [el("span", { class: "muted", text: "—" })];
-    const usage = attempt.usage;
-    const tokens = usage.tokens_in || usage.tokens_out ? `${count(usage.tokens_in)} / ${count(usage.tokens_out)}` : "—";
-    const branchUrl = task.github && task.github.tree_url ? task.github.tree_url + attempt.branch.split("/").map(encodeURIComponent).join("/") : null;
-    const branch = branchUrl
-      ? el("a", { href: branchUrl, rel: "noopener" }, el("code", { text: attempt.branch }))
-      : el("code", { text: attempt.branch });
-    const open = state.openLogs.has(attempt.id);
-    const actions = el(
-      "td",
-      { class: "actions" },
-      el("button", {
-        type: "button",
-        class: "log-toggle",
-        "aria-expanded": open ? "true" : "false",
-        text: open ? "Hide log" : "Log",
-        onclick: () => toggleLog(attempt.id),
-      }),
-      attempt.status === "queued" || active
-        ? el("button", {
-            type: "button",
-            class: "cancel-attempt",
-            text: "Cancel",
-            onclick: () => cancel(`attempts/${attempt.id}/cancel`, `attempt #${attempt.id}`),
-          })
-        : null,
-    );
-    const statusCell = el(
-      "td",
-      { class: "status" },
-      badge(attempt.status),
-      active && attempt.progress ? el("div", { class: "progress", text: attempt.progress }) : null,
-      attempt.error ? el("div", { class: "error", text: attempt.error }) : null,
-    );
-    const row = el(
-      "tr",
-      { class: `attempt a-${attempt.status}${isWinner ? " winner" : ""}`, id: `attempt-${attempt.id}`, data: { status: attempt.status } },
-      el("td", { class: "num muted", text: `#${attempt.id}` }),
-      el(
-        "td",
-        { class: "agent" },
-        isWinner ? el("span", { class: "star", title: "winner", text: "★ " }) : null,
-        el("strong", { text: attempt.agent }),
-        attempt.model ? el("div", { class: "muted small", text: attempt.model }) : null,
-      ),
-      statusCell,
-      elapsed,
-      diffCell,
-      el("td", { class: "checks" }, checks),
-      el("td", { class: "num", text: tokens }),
-      el("td", { class: "num cost", text: money(usage.cost_usd) }),
-      el("td", { class: "branch" }, branch),
-      actions,
-    );
-    if (!open) return [row];
-    const log = state.logs.get(attempt.id);
-    const body = !log
-      ? el("p", { class: "muted", text: "Loading log…" })
-      : log.error
-        ? el("p", { class: "error", text: `Could not load the log: ${log.error}` })
-        : el("pre", { class: "log", text: log.text || "(no output yet)" });
-    return [row, el("tr", { class: "log-row", id: `log-${attempt.id}` }, el("td", { colspan: "10" }, body))];
-  }
-
-  function comparisonBlock(comparison) {
-    const w = comparison.winner;
-    const headline = w
-      ? el(
-          "p",
-          { class: "winner-line" },
-          "Winner: ",
-          el("strong", { class: "winner-name", text: w.agent }),
-          ` (attempt #${w.attempt_id}) · quality ${w.quality.toFixed(2)}`,
-        )
-      : el("p", { class: "winner-line", text: "No winner" });
-    const figures = [];
-    if (comparison.total_cost !== null) figures.push(`total ${money(comparison.total_cost)}${comparison.cost_complete ? "" : "+"}`);
-    if (comparison.wall_time !== null) figures.push(`wall ${duration(comparison.wall_time)}`);
-    if (comparison.speedup) figures.push(`${comparison.speedup.toFixed(1)}× parallel speed-up`);
-    const ranking = el(
-      "ol",
-      { class: "ranking" },
-      comparison.ranking.map((r) =>
-        el(
-          "li",
-          { class: r.eligible ? "" : "ineligible" },
-          el("strong", { text: r.agent }),
-          ` — quality ${r.quality.toFixed(2)}`,
-          r.reasons.length ? ` — ${r.reasons.join("; ")}` : "",
-        ),
-      ),
-    );
-    return el(
-      "section",
-      { class: "comparison" },
-      headline,
-      comparison.verdict ? el("p", { class: "verdict", text: comparison.verdict }) : null,
-      figures.length ? el("p", { class: "muted small", text: figures.join(" · ") }) : null,
-      ranking,
-    );
-  }
-
   // ---- clocks ---------------------------------------------------------------------------------------------
 
   function tick() {
@@ -625,7 +348,7 @@
       if (!cell.dataset.running || cell.dataset.base === "") continue;
       cell.textContent = duration(Number(cell.dataset.base) + (now - Number(cell.dataset.seen)) / 1000);
     }
-    for (const time of document.querySelectorAll("time.ago")) time.textContent = ago(Number(time.dataset.epoch));
+    for (const time of document.querySelectorAll("time.ago")) time.textContent = ago(Number(time.dataset.epoch), state.skew);
   }
 
   function refreshLogs() {
