@@ -53,14 +53,15 @@ def deliveries(repo: dict[str, Any], count: int, kind: str, run: str) -> list[Re
 
     cheap: comments without a command (most of what an active repository sends).
     mix, per 20: 12 comments without a command, 2 other labels, 2 unrouted events (issues.opened), 2 closed pull
-    requests that are not forgebot's (recorded, handled: a store read), 1 ping, 1 redelivery of a recorded id."""
+    requests from forge/ branches that are not forgebot's (recorded, handled: a store read), 1 ping, 1 redelivery
+    of a recorded id."""
     kinds: list[tuple[str, Callable[[int], dict[str, Any]]]] = [("issue_comment", lambda n: comment(repo, "Thanks!"))]
     if kind == "mix":
         kinds = [
             *[("issue_comment", lambda n: comment(repo, f"Looks good to me ({n}), see #12."))] * 12,
             *[("issues", lambda n: payloads.labeled(repo, 1, "bug", "alice"))] * 2,  # routed, not our label
             *[("issues", lambda n: {**payloads.labeled(repo, 1, "bug", "alice"), "action": "opened"})] * 2,
-            *[("pull_request", lambda n: payloads.pull_closed(repo, 1000 + n, f"feature-{n}", merged=True))] * 2,
+            *[("pull_request", lambda n: payloads.pull_closed(repo, 1000 + n, f"forge/{n}-claude", merged=True))] * 2,
             ("ping", lambda n: {"zen": "Design for failure.", "hook_id": 1, "repository": repo}),
             ("redelivery", lambda n: {}),
         ]
