@@ -304,7 +304,8 @@ class BotStore:
 
     def begin_command(self, key: str, *, verb: str, repo: str, now: float) -> CommandRun:
         """Record that command `key` starts. NEW: run it (also after a failed try). DONE: it ran; `answer` is
-        its reply, to post again if that was lost. INTERRUPTED: an earlier try stopped midway (a crash)."""
+        its reply, to post again if that was lost. INTERRUPTED: an earlier try stopped midway (a crash, or an
+        error in a command that is not safe to repeat, which the handler leaves pending)."""
         with self._write() as conn:
             if _insert_command(conn, key, verb, repo, now):
                 return CommandRun(CommandState.NEW)

@@ -88,9 +88,12 @@ async def _once(bot: Bot, issue: Issue, command: Command, sender: str, comment_i
             answer = await ACTIONS[command.verb](bot, issue, command, sender, key)
         except (Refused, EngineError) as error:
             answer = render.error_reply(str(error))
-        except BaseException as error:  # GitHub failing, a bug, or shutdown: the next try runs it again
-            failed = f"{type(error).__name__}: {error}"[:500]
-            await asyncio.to_thread(bot.store.finish_command, key, answer=None, error=failed, now=bot.clock())
+        except BaseException as error:  # GitHub failing, a bug, or shutdown
+            # A repeatable command runs again on the next try. The others may have taken effect before the error
+            # (a fork made, then its progress edit failed): left pending, the next try tells the user instead.
+            if command.verb in REPEATABLE:
+                failed = f"{type(error).__name__}: {error}"[:500]
+                await asyncio.to_thread(bot.store.finish_command, key, answer=None, error=failed, now=bot.clock())
             raise
         await asyncio.to_thread(bot.store.finish_command, key, answer=answer, error=None, now=bot.clock())
     if answer:
