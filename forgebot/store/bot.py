@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from forgebot.store.base import NotFound
-from forgebot.store.schema import deliveries, issue_tasks
+from forgebot.store.schema import attempts, deliveries, issue_tasks, tasks
 from forgebot.store.sql import WRITE_OPTION
 
 
@@ -288,6 +288,19 @@ class BotStore:
         query = select(issue_tasks).where(issue_tasks.c.pr_number.is_not(None)).order_by(issue_tasks.c.task_id)
         with self._engine.connect() as conn:
             return [_link(row) for row in conn.execute(query)]
+
+    def unlinked_queued_attempts(self) -> list[int]:
+        """Queued attempts of GitHub tasks that have no issue link: a daemon stopped between creating the task
+        and linking it (forgebot/github/bot.py `start_task`). Nobody sees them; ids in order, one query."""
+        linked = select(issue_tasks.c.task_id)
+        query = (
+            select(attempts.c.id)
+            .join(tasks, tasks.c.id == attempts.c.task_id)
+            .where(attempts.c.status == "queued", tasks.c.source == "github", tasks.c.id.not_in(linked))
+            .order_by(attempts.c.id)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     def update_link(self, task_id: int, **fields: Any) -> IssueTask:
         unknown = set(fields) - _LINK_FIELDS
