@@ -22,6 +22,7 @@ from forgebot.config import Settings
 from forgebot.core.models import AttemptStatus, IllegalTransition
 from forgebot.engine.clones import Clones
 from forgebot.engine.engine import Engine
+from forgebot.engine.housekeeping import CleanupReport
 from forgebot.engine.layout import Layout
 from forgebot.engine.workspaces import Workspaces
 from forgebot.github.bot import Bot
@@ -216,7 +217,10 @@ def daemon_jobs(daemon: Daemon, clones: Clones) -> Jobs:
     redeliverer = None
     if daemon.behaviour.github.app_id is not None:
         redeliverer = Redeliverer(daemon.github, bot.store, lookback=daemon.settings.schedule.deliveries_lookback)
-    return Jobs(daemon.engine, daemon.settings.schedule, GitHubJobs(pulls, redeliverer))
+    def counted(report: CleanupReport) -> None:
+        daemon.metrics.cleanup_done(report, branches_deleted=len(report.branches_deleted))
+
+    return Jobs(daemon.engine, daemon.settings.schedule, GitHubJobs(pulls, redeliverer), on_cleanup=counted)
 
 
 # Locked in a daemon unless the server file sets them: a repository's .github/forge.yml is written by whoever can

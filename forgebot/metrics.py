@@ -3,7 +3,7 @@
 Each daemon has its own `CollectorRegistry` (never the library's global one), so tests can build several.
 What is counted comes in three ways:
 - pushed by the code where it happens: webhook results (`Webhooks(on_result=...)`), GitHub requests and
-  rate-limit waits (`PyGithubClient.observer`), cleanup runs (`cleanup_done(report)`, called by the jobs);
+  rate-limit waits (`PyGithubClient.observer`), cleanup runs (`cleanup_done(report)`, through `Jobs(on_cleanup=...)`);
 - fed from engine events: duration, cost and tokens of every attempt that reaches a final status;
 - read from the store at scrape time: tasks and attempts by status, the queue and the running attempts, so
   the figures are right after a restart and include work other processes did.
