@@ -36,6 +36,8 @@ async def test_merge_opens_a_ready_pr_then_merges_it_once_its_checks_pass_and_cl
         await h.until_idle()
         assert h.remote_branches() == ["main"]
         assert "PR #2 merged: removed 3 worktrees and deleted 3 branches." in h.comments()[0]
+        publisher = h.daemon.bot.publisher  # a cleaned-up task's comment body and edit count are not kept
+        assert all(1 not in held for held in (publisher._last_body, publisher._edits, publisher._last_edit))
         assert_golden("merge_ready", h.gh.actions)
 
 

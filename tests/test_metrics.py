@@ -171,6 +171,16 @@ def test_a_follow_up_adds_only_its_own_cost_and_a_retry_starts_over(store: SqlSt
     )
 
 
+def test_usage_is_remembered_for_the_latest_attempts_only(store: SqlStore) -> None:
+    metrics = Metrics(store, remembered_attempts=2)
+    for _ in range(3):
+        event, _ = _attempt_event(store, status=AttemptStatus.SUCCEEDED, usage=Usage(10, 1, cost_usd=0.1))
+        metrics.on_event(event)
+    assert len(metrics._usage_seen) == 2  # a long-running daemon does not keep every attempt it ever counted
+    labels = {"agent": "claude", "direction": "in"}
+    assert metrics.registry.get_sample_value("forgebot_attempt_tokens_total", labels) == 30
+
+
 def test_an_unknown_cost_is_not_counted_as_zero(store: SqlStore) -> None:
     metrics = Metrics(store)
     event, _ = _attempt_event(store, status=AttemptStatus.FAILED, started_at=1.0, finished_at=2.0, usage=Usage())
