@@ -100,9 +100,14 @@ async def _once(bot: Bot, issue: Issue, command: Command, sender: str, comment_i
         await bot.reply(issue, answer, key=key)
 
 
-async def _run(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+def _on_issues_only(issue: Issue, verb: Verb) -> None:
+    """A command that starts a task: refused on forgebot's pull request, where a follow-up is what continues."""
     if issue.is_pull_request:
-        raise Refused("`/forge run` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+        raise Refused(f"`/forge {verb}` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+
+
+async def _run(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    _on_issues_only(issue, Verb.RUN)
     await bot.start_task(issue, command.agents, requester=sender, delivery=key)
     return None
 
@@ -199,8 +204,7 @@ async def _help(bot: Bot, issue: Issue, command: Command, sender: str, key: str)
 async def _template(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
     """A task on the issue whose prompt is the rendered template followed by the issue's text; the task keeps
     the issue's title (its PR closes the issue) and runs the template's agents, else the configured ones."""
-    if issue.is_pull_request:
-        raise Refused("`/forge template` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+    _on_issues_only(issue, Verb.TEMPLATE)
     assert command.name is not None  # the grammar requires it
     settings = await bot.repo_settings(issue.repo, issue.default_branch)
     try:
