@@ -5,6 +5,7 @@ the REST API under `/api/v1` and the dashboard at `/`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,8 +19,10 @@ from forgebot.api.dashboard import add_dashboard
 from forgebot.api.settings import api_settings
 from forgebot.app import engine_settings
 from forgebot.config import Settings
+from forgebot.core.models import AttemptStatus, IllegalTransition
 from forgebot.engine.clones import Clones
 from forgebot.engine.engine import Engine
+from forgebot.engine.housekeeping import CleanupReport
 from forgebot.engine.layout import Layout
 from forgebot.engine.workspaces import Workspaces
 from forgebot.github.bot import Bot
@@ -71,6 +74,7 @@ class Daemon:
         """Recover what a stopped daemon left: interrupted attempts are reported in their progress comments,
         accepted deliveries that never finished run again."""
         self.bot.publisher.attach()
+        await asyncio.to_thread(cancel_unlinked, self.store, time.time())
         recovered = await self.engine.start()
         for task_id in sorted({attempt.task_id for attempt in recovered}):
             try:
@@ -113,6 +117,25 @@ class Daemon:
         except GitHubError as error:
             problems["github"] = f"status {error.status}" if error.status else "unreachable"
         return problems
+
+
+UNLINKED = (
+    "cancelled before it started: forgebot stopped before it linked this task to its issue, so it was never "
+    "shown there; repeat the label or command that asked for it"
+)
+
+
+def cancel_unlinked(store: SqlStore, now: float) -> list[int]:
+    """Before the engine starts: a GitHub task created but never linked to its issue (a daemon stopped between
+    the two) was held in memory only, so it would now run unseen; its queued attempts are cancelled instead."""
+    cancelled = []
+    for attempt_id in store.bot_store().unlinked_queued_attempts():
+        with contextlib.suppress(IllegalTransition):  # another process started or cancelled it meanwhile
+            store.transition(attempt_id, AttemptStatus.CANCELLED, finished_at=now, error=UNLINKED)
+            cancelled.append(attempt_id)
+    if cancelled:
+        log.warning("unlinked_attempts_cancelled", attempts=cancelled)
+    return cancelled
 
 
 def build(
@@ -194,7 +217,10 @@ def daemon_jobs(daemon: Daemon, clones: Clones) -> Jobs:
     redeliverer = None
     if daemon.behaviour.github.app_id is not None:
         redeliverer = Redeliverer(daemon.github, bot.store, lookback=daemon.settings.schedule.deliveries_lookback)
-    return Jobs(daemon.engine, daemon.settings.schedule, GitHubJobs(pulls, redeliverer))
+    def counted(report: CleanupReport) -> None:
+        daemon.metrics.cleanup_done(report, branches_deleted=len(report.branches_deleted))
+
+    return Jobs(daemon.engine, daemon.settings.schedule, GitHubJobs(pulls, redeliverer), on_cleanup=counted)
 
 
 # Locked in a daemon unless the server file sets them: a repository's .github/forge.yml is written by whoever can

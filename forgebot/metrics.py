@@ -3,7 +3,7 @@
 Each daemon has its own `CollectorRegistry` (never the library's global one), so tests can build several.
 What is counted comes in three ways:
 - pushed by the code where it happens: webhook results (`Webhooks(on_result=...)`), GitHub requests and
-  rate-limit waits (`PyGithubClient.observer`), cleanup runs (`cleanup_done(report)`, called by the jobs);
+  rate-limit waits (`PyGithubClient.observer`), cleanup runs (`cleanup_done(report)`, through `Jobs(on_cleanup=...)`);
 - fed from engine events: duration, cost and tokens of every attempt that reaches a final status;
 - read from the store at scrape time: tasks and attempts by status, the queue and the running attempts, so
   the figures are right after a restart and include work other processes did.
@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from forgebot.core.bounded import Bounded
 from forgebot.core.models import ACTIVE, AttemptStatus, TaskStatus, Usage, task_status
 from forgebot.engine.events import EngineEvent, EventBus, EventKind
 
@@ -53,7 +54,7 @@ class CleanupResult(Protocol):
 
 
 class Metrics:
-    def __init__(self, store: StatusSource) -> None:
+    def __init__(self, store: StatusSource, *, remembered_attempts: int = 4096) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.webhooks = Counter("forgebot_webhooks_received", "Webhook deliveries, by result", ["result"], registry=r)
@@ -102,7 +103,9 @@ class Metrics:
             "forgebot_worktree_bytes", "Disk used by worktrees after the last cleanup run", registry=r
         )
         self.registry.register(StoreCollector(store))
-        self._usage_seen: dict[int, Usage] = {}  # attempt id -> usage already counted (follow-ups add up)
+        # attempt id -> usage already counted (follow-ups add up), for the most recently finished attempts only: a
+        # follow-up of one forgotten long ago counts its whole total again.
+        self._usage_seen: Bounded[int, Usage] = Bounded(remembered_attempts)
 
     # -- pushed by the code where things happen ------------------------------------------------
 

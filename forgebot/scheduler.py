@@ -40,10 +40,18 @@ class GitHubJobs:
 class Jobs:
     """The job functions over one engine, and GitHub when the daemon runs them."""
 
-    def __init__(self, engine: Engine, schedule: Schedule, github: GitHubJobs | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        schedule: Schedule,
+        github: GitHubJobs | None = None,
+        *,
+        on_cleanup: Callable[[CleanupReport], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.schedule = schedule
         self.github = github
+        self.on_cleanup = on_cleanup  # told every cleanup run's report (the daemon's metrics)
         self.reaper = Reaper(engine, slack=schedule.reaper_slack)
 
     def names(self) -> list[str]:
@@ -61,10 +69,12 @@ class Jobs:
         ttl = self.schedule.worktree_ttl if older_than is None else older_than
         plan = await self.github.pulls.plan(dry_run=dry_run) if self.github else PullPlan()
         report = await self.engine.cleanup_worktrees(dry_run=dry_run, older_than=ttl, at_once=plan.task_ids)
-        if self.github is None:
-            return report
-        branches = await self.github.pulls.delete_branches(plan, set(report.removed), dry_run=dry_run)
-        return replace(report, branches_deleted=tuple(branches), branch_errors=plan.errors)
+        if self.github is not None:
+            branches = await self.github.pulls.delete_branches(plan, set(report.removed), dry_run=dry_run)
+            report = replace(report, branches_deleted=tuple(branches), branch_errors=plan.errors)
+        if self.on_cleanup is not None:
+            self.on_cleanup(report)
+        return report
 
     async def reap(self, *, dry_run: bool) -> ReapReport:
         return await self.reaper.run(dry_run=dry_run)

@@ -48,6 +48,24 @@ async def test_commands_a_crash_left_unfinished(tmp_path: Path) -> None:
         assert "I was stopped" not in compare and "claude" in compare
 
 
+async def test_a_fork_that_failed_midway_is_not_run_again_on_redelivery(tmp_path: Path) -> None:
+    async with BotHarness.start(tmp_path) as h:
+        await label(h)
+        await h.until_idle()
+        # The fork is made, then its progress refresh fails beyond the client's retries: the delivery fails.
+        fault = h.gh.fail("PATCH", r"/repos/acme/widgets/issues/comments/\d+$", 502, times=None)
+        made = await comment(h, "/forge fork gemini", delivery="guid-11")
+        await h.until_idle()
+        assert await delivery_status(h, "guid-11") == "failed"
+        h.gh.faults.remove(fault)
+        assert await redeliver(h, made, "guid-11") == 202
+        await h.until_idle()
+        assert [a.agent for a in await h.daemon.engine.attempts(1)] == ["claude", "codex", "gemini", "gemini"]
+        [told] = replies(h, f"c{made}-0")  # not forked a second time: the user is told instead
+        assert "I was stopped while doing `/forge fork`" in told
+        assert await delivery_status(h, "guid-11") == "done"
+
+
 async def test_a_reply_that_landed_before_a_502_is_not_posted_again(tmp_path: Path) -> None:
     async with BotHarness.start(tmp_path) as h:
         h.gh.fail("POST", r"/repos/acme/widgets/issues/1/comments$", 502, after=True)

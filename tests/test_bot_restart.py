@@ -14,12 +14,13 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from forgebot.core.models import AttemptStatus
+from forgebot.core.models import AttemptStatus, Strategy
 from forgebot.engine.processes import pid_alive
 from forgebot.store import open_store
 from tests import payloads
 from tests.bot_harness import REPO, SECRET, BotHarness, bare_remote, daemon_config, fake_agent, seed
 from tests.fake_github import DEFAULT_LOGIN, FakeGitHub
+from tests.support import agent, make_repo
 
 S = AttemptStatus
 
@@ -112,3 +113,26 @@ async def test_killed_daemon_restarts_without_duplicates(tmp_path: Path) -> None
             assert len(await asyncio.to_thread(h.daemon.store.list_tasks)) == 1
             assert [n for n, i in gh.repos[REPO].issues.items() if i.pull] == []
             assert sum(1 for c in gh.repos[REPO].comment_list(1) if c.user == DEFAULT_LOGIN) == 1
+
+
+async def test_a_task_never_linked_to_its_issue_is_cancelled_at_start(tmp_path: Path) -> None:
+    """A daemon stopped between creating a GitHub task (held, in memory only) and linking it to its issue: on
+    the next start its attempts would run unseen, so they are cancelled and say why."""
+    data = tmp_path / "data"
+    data.mkdir()
+    store = open_store(f"sqlite:///{data / 'forgebot.db'}")
+    try:
+        task = store.create_task(title="Add a slugify helper", description="", repo=str(make_repo(tmp_path / "r")),
+                                 base_branch="main", base_sha="0" * 40, strategy=Strategy.PARALLEL,
+                                 quality_threshold=0.8, checks=(), created_at=1.0, source="github",
+                                 external_ref=f"{REPO}#1")  # fmt: skip
+        store.add_attempt(task_id=task.id, profile=agent("claude", "write", "x.py", "x = 1"), created_at=1.0,
+                          worktree_root=str(tmp_path / "wt"))  # fmt: skip
+    finally:
+        store.close()
+    async with BotHarness.start(tmp_path, data_dir=data) as h:
+        await h.until_idle()
+        [attempt] = await h.daemon.engine.attempts(task.id)
+        assert attempt.status is S.CANCELLED and attempt.started_at is None
+        assert attempt.error is not None and "never shown there" in attempt.error
+        assert h.gh.actions == []

@@ -56,8 +56,14 @@ async def test_delete_task_refuses_while_attempts_are_unfinished_then_removes_ev
         await engine.serve(task.id)
         (done,) = await asyncio.wait_for(engine.wait_task(task.id), 30)
         assert os.path.isdir(done.worktree) and git(repo, "branch", "--list", "forge/*") != ""
+        for _ in range(300):  # the runner announces the outcome just after the attempt is stored finished
+            if task.id in engine._finished_as:
+                break
+            await asyncio.sleep(0.01)
+        assert task.id in engine._finished_as
         deleted = await engine.delete_task(task.id)
         assert [a.id for a in deleted] == [done.id]
+        assert task.id not in engine._finished_as and task.id not in engine._tasks  # nothing held for it
         assert not os.path.exists(done.worktree)
         assert git(repo, "branch", "--list", "forge/*") == ""
         with pytest.raises(NotFound):

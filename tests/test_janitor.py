@@ -285,8 +285,17 @@ def test_overdue_status_follows_the_state_machine() -> None:
 
 def test_doomed_branches_are_only_recorded_forge_branches() -> None:
     attempts = [
-        replace(_attempt(S.SUCCEEDED), branch=branch) for branch in ("forge/1-a", "forge/1-b", "main", "forge/1-a")
+        replace(_attempt(S.SUCCEEDED), branch=branch, commit_sha="c" * 40)
+        for branch in ("forge/1-a", "forge/1-b", "main", "forge/1-a")
     ]
     assert doomed_branches(attempts, merged=True, head="forge/1-a") == ["forge/1-a", "forge/1-b"]
     assert doomed_branches(attempts, merged=False, head="forge/1-a") == ["forge/1-b"]
     assert doomed_branches(attempts, merged=False, head=None) == ["forge/1-a", "forge/1-b"]
+
+
+def test_doomed_branches_are_only_ones_forgebot_pushed() -> None:
+    pushed = replace(_attempt(S.SUCCEEDED), branch="forge/1-a", commit_sha="c" * 40)
+    cancelled = replace(_attempt(S.CANCELLED, started=None), branch="forge/1-b")  # cancelled while queued
+    unchanged = replace(_attempt(S.FAILED), branch="forge/1-c")  # finished with no changes: nothing committed
+    assert doomed_branches([pushed, cancelled, unchanged], merged=True, head=None) == ["forge/1-a"]
+    assert doomed_branches([cancelled, unchanged], merged=False, head="forge/1-a") == []

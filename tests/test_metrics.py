@@ -14,10 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from forgebot.core.models import AgentProfile, AttemptStatus, Strategy, Usage
 from forgebot.engine.events import EngineEvent, EventKind
+from forgebot.engine.housekeeping import CleanupReport
 from forgebot.metrics import Metrics
 from forgebot.store import SqlStore, open_store
 from tests import payloads
-from tests.bot_harness import BotHarness
+from tests.bot_harness import REPO, BotHarness
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -89,23 +90,26 @@ async def test_metrics_count_webhooks_tasks_attempts_costs_and_github_calls(tmp_
 
 
 async def test_cleanup_results_are_counted_and_dry_runs_remove_nothing(tmp_path: Path) -> None:
-    async with BotHarness.start(tmp_path) as h:
+    async with BotHarness.start(tmp_path, bot={"auto_pr": True}) as h:
         assert await h.deliver("issues", payloads.labeled(h.repo_payload, 1, "forge", "alice")) == 202
         await h.until_idle()
-        dry = await h.daemon.engine.cleanup_worktrees(dry_run=True)
-        h.daemon.metrics.cleanup_done(dry)
+        pull = h.gh.repos[REPO].issues[2]  # the winner's PR, then merged on GitHub: its task is cleaned at once
+        assert pull.pull is not None
+        pull.state, pull.pull.merged, pull.pull.merged_at = "closed", True, "2026-01-01T00:00:00Z"
+        assert h.daemon.jobs is not None
+        dry = await h.daemon.jobs.run("cleanup", dry_run=True)
         after_dry = await scrape(h)
-        report = await h.daemon.engine.cleanup_worktrees()
-        h.daemon.metrics.cleanup_done(report, branches_deleted=2)
+        report = await h.daemon.jobs.run("cleanup", dry_run=False)
         samples = await scrape(h)
 
-    assert len(dry.removed) == 3 and len(report.removed) == 3
+    assert isinstance(dry, CleanupReport) and isinstance(report, CleanupReport)
+    assert len(dry.removed) == 3 and len(report.removed) == 3 and len(report.branches_deleted) == 3
     assert value(after_dry, "forgebot_cleanup_runs_total", job="worktrees", dry_run="true") == 1
     assert ("forgebot_cleanup_removed_total", frozenset({("job", "worktrees"), ("kind", "worktree")})) not in after_dry
     assert value(after_dry, "forgebot_worktree_bytes") == dry.bytes_before > 0
     assert value(samples, "forgebot_cleanup_runs_total", job="worktrees", dry_run="false") == 1
     assert value(samples, "forgebot_cleanup_removed_total", job="worktrees", kind="worktree") == 3
-    assert value(samples, "forgebot_cleanup_removed_total", job="worktrees", kind="branch") == 2
+    assert value(samples, "forgebot_cleanup_removed_total", job="worktrees", kind="branch") == 3
     freed = report.bytes_before - report.bytes_after
     assert freed > 0
     assert value(samples, "forgebot_cleanup_freed_bytes_total", job="worktrees") == freed
@@ -165,6 +169,16 @@ def test_a_follow_up_adds_only_its_own_cost_and_a_retry_starts_over(store: SqlSt
     assert (
         get("forgebot_attempt_duration_seconds_bucket", {"agent": "claude", "status": "succeeded", "le": "30.0"}) == 1
     )
+
+
+def test_usage_is_remembered_for_the_latest_attempts_only(store: SqlStore) -> None:
+    metrics = Metrics(store, remembered_attempts=2)
+    for _ in range(3):
+        event, _ = _attempt_event(store, status=AttemptStatus.SUCCEEDED, usage=Usage(10, 1, cost_usd=0.1))
+        metrics.on_event(event)
+    assert len(metrics._usage_seen) == 2  # a long-running daemon does not keep every attempt it ever counted
+    labels = {"agent": "claude", "direction": "in"}
+    assert metrics.registry.get_sample_value("forgebot_attempt_tokens_total", labels) == 30
 
 
 def test_an_unknown_cost_is_not_counted_as_zero(store: SqlStore) -> None:

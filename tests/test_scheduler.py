@@ -7,12 +7,14 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+import yaml
 
 from forgebot.config import ConfigError, Schedule, Settings, load_settings
 from forgebot.core.models import AttemptStatus
@@ -26,7 +28,7 @@ from forgebot.github.sweeps import RedeliveryReport
 from forgebot.scheduler import Jobs, Scheduler
 from forgebot.store import open_store
 from tests import payloads
-from tests.bot_harness import REPO, SECRET, BotHarness, fake_agent
+from tests.bot_harness import REPO, SECRET, BotHarness, daemon_config, fake_agent
 from tests.fake_github import FakeGitHub
 from tests.support import agent, git, make_repo, rsa_key_pair
 
@@ -299,20 +301,13 @@ def test_the_schedule_section_parses_durations_and_names_bad_keys(tmp_path: Path
 def test_jobs_run_uses_the_daemons_store_and_github_from_the_server_config(
     tmp_path: Path, fake_github: FakeGitHub
 ) -> None:
-    import subprocess as sp
-    import sys
-
-    import yaml
-
-    from tests.bot_harness import daemon_config
-
     config = tmp_path / "server.yml"
     config.write_text(yaml.safe_dump(daemon_config(fake_github, tmp_path / "data")))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEBOT_")}
 
-    def jobs(*args: str) -> sp.CompletedProcess[str]:
+    def jobs(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "forgebot.cli", "--config", str(config), "jobs", "run", *args]
-        return sp.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
 
     dry = jobs("cleanup", "--dry-run")
     assert dry.returncode == 0, dry.stderr

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from forgebot.core.models import Strategy
+from forgebot.core.models import AttemptStatus, Strategy
 from forgebot.store import NotFound, SqlStore, open_store
 from forgebot.store.bot import BotStore, Claim, CommandRun, CommandState, DeliveryStatus, Finish, IssueTask
+from tests.support import agent
 
 
 @pytest.fixture
@@ -83,6 +84,22 @@ def test_issue_links(stores: tuple[SqlStore, BotStore]) -> None:
     store.delete_task(ids[0])  # links go with their task
     with pytest.raises(NotFound):
         bot.get_link(ids[0])
+
+
+def test_queued_attempts_of_unlinked_github_tasks_are_found(stores: tuple[SqlStore, BotStore]) -> None:
+    store, bot = stores
+    found = {}
+    for name, source, linked in (("orphan", "github", False), ("linked", "github", True), ("cli", "cli", False)):
+        task = store.create_task(title=name, description="", repo="/cache/o__r", base_branch="main",
+                                 base_sha="0" * 40, strategy=Strategy.PARALLEL, quality_threshold=0.8, checks=(),
+                                 created_at=1.0, source=source)  # fmt: skip
+        if linked:
+            bot.link(IssueTask(task_id=task.id, repo="o/r", issue=7, requester="alice", created_at=1.0))
+        made = [store.add_attempt(task_id=task.id, profile=agent(a), created_at=1.0, worktree_root="/wt")
+                for a in ("one", "two")]  # fmt: skip
+        found[name] = [a.id for a in made]
+    store.transition(found["orphan"][1], AttemptStatus.CANCELLED, finished_at=2.0)  # not queued: left alone
+    assert bot.unlinked_queued_attempts() == found["orphan"][:1]
 
 
 def test_commands_run_once_and_keep_their_answer(stores: tuple[SqlStore, BotStore]) -> None:

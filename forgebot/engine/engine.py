@@ -20,6 +20,7 @@ from typing import ParamSpec, TypeVar
 
 import structlog
 
+from forgebot.core.bounded import Bounded
 from forgebot.core.models import (
     ACTIVE,
     RETRYABLE,
@@ -48,6 +49,7 @@ from forgebot.store import NotFound, Store
 log = structlog.get_logger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
+REMEMBERED_TASKS = 1024  # tasks whose details and last announced outcome are kept in memory
 
 _RESET = {
     "started_at": None,
@@ -118,9 +120,11 @@ class Engine:
         self._served = _Served(everything=serve_all)
         self._running: dict[int, asyncio.Task[None]] = {}
         self._stop_reason: dict[int, AttemptStatus] = {}
-        self._tasks: dict[int, Task] = {}
+        # Both bounded, so a long-running daemon does not keep every task it ever saw: a task read again comes from
+        # the store, and an outcome forgotten is at worst announced once more.
+        self._tasks: Bounded[int, Task] = Bounded(REMEMBERED_TASKS)
         # task id -> (attempt id, status, finished_at) of its attempts when it was last announced as finished
-        self._finished_as: dict[int, tuple[tuple[int, str, float | None], ...]] = {}
+        self._finished_as: Bounded[int, tuple[tuple[int, str, float | None], ...]] = Bounded(REMEMBERED_TASKS)
         self._pump_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._accepting = True
@@ -547,6 +551,7 @@ class Engine:
         deleted = await self.delete_attempts(TERMINAL, task_id=task_id)
         await self._store(self.store.delete_task, task_id)
         self._tasks.pop(task_id, None)
+        self._finished_as.pop(task_id, None)
         self._served.task_ids.discard(task_id)
         self._served.held.discard(task_id)
         log.info("task_deleted", task=task_id, attempts=len(deleted))

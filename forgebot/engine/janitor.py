@@ -59,9 +59,17 @@ def on_this_host(owner: str | None) -> bool:
 
 
 def doomed_branches(attempts: Sequence[Attempt], *, merged: bool, head: str | None) -> list[str]:
-    """The task's branches to delete once its pull request is merged (every forge/ branch it recorded) or closed
-    unmerged (all but the PR's own head, which someone may reopen). Never a branch that is not forge/."""
-    return sorted({a.branch for a in attempts if a.branch.startswith("forge/") and (merged or a.branch != head)})
+    """The task's branches to delete once its pull request is merged (every forge/ branch it pushed) or closed
+    unmerged (all but the PR's own head, which someone may reopen). Never a branch that is not forge/, nor one an
+    attempt never pushed (no commit: cancelled while queued, or no changes): a branch of that name on the remote
+    is not forgebot's work from this task (a reset store numbers tasks from 1 again)."""
+    return sorted(
+        {
+            a.branch
+            for a in attempts
+            if a.commit_sha and a.branch.startswith("forge/") and (merged or a.branch != head)
+        }
+    )
 
 
 @dataclass(frozen=True)

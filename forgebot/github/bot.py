@@ -25,7 +25,7 @@ from forgebot.github.port import GitHubError, GitHubPort
 from forgebot.github.publisher import Publisher
 from forgebot.github.replies import post_once
 from forgebot.github.routing import WebhookEvent
-from forgebot.github.settings import BotSettings
+from forgebot.github.settings import WRITE_PERMISSIONS, BotSettings
 from forgebot.store.bot import BotStore, IssueTask
 
 log = structlog.get_logger(__name__)
@@ -105,13 +105,10 @@ class Bot:
                     log.warning("own_login_failed", status=error.status)
         return self._login
 
-    async def authorize(self, repo: str, user: str, levels: Sequence[str] | None = None) -> str | None:
+    async def authorize(self, repo: str, user: str, levels: Sequence[str] = WRITE_PERMISSIONS) -> str | None:
         """None when `user` may act (with one of `levels`, by default write, maintain or admin); else the polite
         reason."""
-        if levels is None:
-            allowed, why = await self.permissions.may_write(repo, user)
-        else:
-            allowed, why = await self.permissions.may_write(repo, user, levels)
+        allowed, why = await self.permissions.may_write(repo, user, levels)
         return None if allowed else why
 
     async def reply(self, issue: Issue, text: str, *, key: str) -> None:

@@ -1,39 +1,28 @@
 """`GitHubPort` on PyGithub: blocking calls in threads, paced writes, retries as GitHub asks, token or App auth.
 
-Retry rule ("never blindly repeat a POST that may have landed"):
-- reads are retried on 5xx and connection errors, with exponential backoff, a bounded number of times;
-- a rate-limited request (403/429 with `retry-after`, or `x-ratelimit-remaining: 0` + `x-ratelimit-reset`, or a
-  secondary-limit message) was not processed: any request waits as GitHub says (up to a cap) and is repeated;
-- idempotent writes (edit a comment or PR, react, add labels, request reviewers, merge, delete a ref) are retried
-  like reads; writes that create something (a comment, a pull request) are never repeated after a 5xx or a
-  connection error: they raise, and the caller looks for its marker or branch before writing again.
+The retry rule, the rate-limit waits and the pacing live in forgebot/github/transport.py (`Transport`, which this
+client builds on); the multi-step PyGithub work in pull_calls.py and hook_calls.py.
 
 PyGithub's own retry and sleeps are off (its default retry re-sends a POST after a 502; its pacing sleeps inside
-threads). Writes are paced here with asyncio, `write_interval` apart per token or installation. One PyGithub
+threads). Writes are paced with asyncio (transport.py), `write_interval` apart per token or installation. One PyGithub
 `Requester` shares a connection object that is not thread-safe (PyGithub PR #2052), so the calls of one token or
 installation run one at a time, as GitHub asks of integrations anyway.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import re
-import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import structlog
 from github import Github, GithubException
 from github.IssueComment import IssueComment
 from github.PullRequest import PullRequest
 from github.Repository import Repository
-from github.Requester import Requester
 
-from forgebot.github import pull_calls
+from forgebot.github import hook_calls, pull_calls
 from forgebot.github.auth import GitHubApp, SwappableToken, pygithub, redact_pygithub_logs
 from forgebot.github.port import (
     CheckInfo,
@@ -46,6 +35,7 @@ from forgebot.github.port import (
     RepoInfo,
 )
 from forgebot.github.settings import DEFAULT_API_URL
+from forgebot.github.transport import CallObserver, Kind, Session, Transport
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -55,39 +45,7 @@ _ROLES = frozenset({"admin", "maintain", "write", "triage", "read", "none"})
 MAX_BODY = 65536
 
 
-class Kind(enum.Enum):
-    READ = "read"
-    WRITE = "write"  # idempotent: repeating it after a 5xx does no harm
-    CREATE = "create"  # creates something: never repeated after a 5xx
-
-
-@dataclass
-class ClientStats:
-    reads: int = 0  # attempts: a retried read counts twice
-    writes: int = 0
-    retries: int = 0  # repeats after a 5xx or a connection error
-    rate_limit_waits: int = 0
-
-
-class CallObserver(Protocol):
-    """Told of every request sent and every rate-limit wait (the daemon's metrics); cheap, never raises."""
-
-    def request(self, op: str, kind: str) -> None: ...
-
-    def rate_limited(self, op: str, wait: float) -> None: ...
-
-
-@dataclass
-class _Session:
-    """The calls of one token or installation: one at a time, writes paced, all held while rate limited."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    next_write: float = 0.0  # time.monotonic()
-    blocked_until: float = 0.0
-
-
-class PyGithubClient:
+class PyGithubClient(Transport):
     def __init__(
         self,
         *,
@@ -107,22 +65,23 @@ class PyGithubClient:
         if (token is None) == (app_id is None or private_key is None):
             raise ValueError("PyGithubClient needs either a token or an app_id with its private_key")
         redact_pygithub_logs()
-        self.stats = ClientStats()
-        self.observer = observer  # the composition root may set it after construction
-        self._write_interval = write_interval
-        self._max_attempts = max(1, max_attempts)
-        self._backoff = backoff
-        self._max_rate_limit_wait = max_rate_limit_wait
-        self._secondary_rate_wait = secondary_rate_wait
+        super().__init__(
+            write_interval=write_interval,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            max_rate_limit_wait=max_rate_limit_wait,
+            secondary_rate_wait=secondary_rate_wait,
+            observer=observer,
+        )
         self._api_url = api_url.rstrip("/")
         self._timeout = timeout
         self._token = token
         self._app: GitHubApp | None = None
         if app_id is not None and private_key is not None:
             self._app = GitHubApp(self._api_url, timeout, app_id, private_key, token_refresh_margin)
-        self._app_session = _Session()
+        self._app_session = Session()
         # installation id (None with a token) -> PyGithub instance, its token, its session
-        self._clients: dict[int | None, tuple[Github, SwappableToken, _Session]] = {}
+        self._clients: dict[int | None, tuple[Github, SwappableToken, Session]] = {}
 
     async def close(self) -> None:
         for github, _, _ in self._clients.values():
@@ -294,31 +253,12 @@ class PyGithubClient:
             await self._call(session, "ping", Kind.READ, github.get_rate_limit)
 
     async def hook_deliveries(self, since: float) -> list[HookDelivery]:
-        app = self._require_app("hook_deliveries")
-        requester = app.integration.requester
-
-        def work() -> list[HookDelivery]:
-            found: list[HookDelivery] = []
-            url: str | None = "/app/hook/deliveries"
-            params: dict[str, object] | None = {"per_page": 100}
-            while url:  # newest first, cursor-paginated through Link headers
-                headers, data = requester.requestJsonAndCheck("GET", url, parameters=params)
-                page = [_delivery(item) for item in data or []]
-                found.extend(d for d in page if d.delivered_at >= since)
-                if not page or page[-1].delivered_at < since:
-                    break
-                url, params = _next_link(headers.get("link") or headers.get("Link") or ""), None
-            return found
-
-        return await self._call(self._app_session, "hook_deliveries", Kind.READ, work)
+        requester = self._require_app("hook_deliveries").integration.requester
+        return await self._app_call("hook_deliveries", lambda: hook_calls.deliveries(requester, since))
 
     async def redeliver(self, delivery_id: int) -> None:
-        app = self._require_app("redeliver")
-        path = f"/app/hook/deliveries/{int(delivery_id)}/attempts"
-
-        def work() -> None:
-            app.integration.requester.requestJsonAndCheck("POST", path)
-
+        requester = self._require_app("redeliver").integration.requester
+        work = lambda: hook_calls.redeliver(requester, delivery_id)  # noqa: E731
         await self._call(self._app_session, "redeliver", Kind.CREATE, work)
 
     def _require_app(self, op: str) -> GitHubApp:
@@ -328,10 +268,10 @@ class PyGithubClient:
 
     # ---- sessions
 
-    def _client(self, installation: int | None, token: str | None) -> tuple[Github, SwappableToken, _Session]:
+    def _client(self, installation: int | None, token: str | None) -> tuple[Github, SwappableToken, Session]:
         if installation not in self._clients:
             auth = SwappableToken()
-            self._clients[installation] = (pygithub(self._api_url, self._timeout, auth), auth, _Session())
+            self._clients[installation] = (pygithub(self._api_url, self._timeout, auth), auth, Session())
         client = self._clients[installation]
         client[1].value = token or ""
         return client
@@ -353,99 +293,6 @@ class PyGithubClient:
                 self._app.forget(installation)
             raise
 
-    # ---- retries, rate limits and pacing
-
-    async def _call(self, session: _Session, op: str, kind: Kind, fn: Callable[[], T], repo: str = "") -> T:
-        status: int | None
-        for attempt in range(1, self._max_attempts + 1):
-            last = attempt == self._max_attempts
-            await _sleep_until(session.blocked_until)
-            try:
-                return await self._attempt(session, op, kind, fn)
-            except GithubException as exc:
-                wait = self._rate_limit_wait(exc)
-                if wait is not None and wait <= self._max_rate_limit_wait and not last:
-                    self.stats.rate_limit_waits += 1
-                    if self.observer is not None:
-                        self.observer.rate_limited(op, wait)
-                    session.blocked_until = max(session.blocked_until, time.monotonic() + wait)
-                    log.warning("github_rate_limited", op=op, repo=repo, status=exc.status, wait=round(wait, 3))
-                    continue
-                if last or exc.status < 500 or kind is Kind.CREATE:
-                    raise _error(op, exc) from exc
-                status = exc.status
-            except OSError as exc:  # connection errors and timeouts (requests' exceptions are OSErrors)
-                if last or kind is Kind.CREATE:
-                    raise GitHubError(f"GitHub {op}: {type(exc).__name__}") from exc
-                status = None
-            delay = self._backoff * 2 ** (attempt - 1)
-            self.stats.retries += 1
-            log.warning("github_retry", op=op, repo=repo, status=status, attempt=attempt, delay=delay)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    async def _attempt(self, session: _Session, op: str, kind: Kind, fn: Callable[[], T]) -> T:
-        if kind is Kind.READ:
-            self.stats.reads += 1
-            self._observe(op, kind)
-            return await _in_thread(session.lock, fn)
-        async with session.write_lock:
-            await _sleep_until(session.next_write)
-            self.stats.writes += 1
-            self._observe(op, kind)
-            try:
-                return await _in_thread(session.lock, fn)
-            finally:
-                session.next_write = time.monotonic() + self._write_interval
-
-    def _observe(self, op: str, kind: Kind) -> None:
-        if self.observer is not None:
-            self.observer.request(op, kind.value)
-
-    def _rate_limit_wait(self, exc: GithubException) -> float | None:
-        """Seconds GitHub asks us to wait before repeating the request; None when it is not a rate limit."""
-        if exc.status not in (403, 429):
-            return None
-        headers = exc.headers or {}
-        if "retry-after" in headers:
-            return _seconds(headers["retry-after"], self._secondary_rate_wait)
-        if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
-            # The reset is a whole epoch second and clocks differ: one more second so the retry is not early.
-            return max(0.0, _seconds(headers["x-ratelimit-reset"], time.time()) - time.time()) + 1.0
-        message = exc.data.get("message") if isinstance(exc.data, dict) else None
-        if exc.status == 429 or Requester.isRateLimitError(str(message or "")):
-            return self._secondary_rate_wait  # a secondary limit without headers: GitHub says wait a minute
-        return None
-
-
-async def _in_thread(lock: asyncio.Lock, fn: Callable[[], T]) -> T:
-    async with lock:
-        future = asyncio.ensure_future(asyncio.to_thread(fn))
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            await asyncio.wait([future])  # a thread cannot be stopped: keep the connection until it is done
-            if not future.cancelled():
-                future.exception()
-            raise
-
-
-async def _sleep_until(deadline: float) -> None:
-    if (delay := deadline - time.monotonic()) > 0:
-        await asyncio.sleep(delay)
-
-
-def _seconds(value: object, default: float) -> float:
-    try:
-        return float(str(value))
-    except ValueError:
-        return default
-
-
-def _error(op: str, exc: GithubException) -> GitHubError:
-    message = exc.data.get("message") if isinstance(exc.data, dict) else None
-    text = f"GitHub {op}: HTTP {exc.status}" + (f" {str(message)[:200]}" if message else "")
-    return (NotFoundOnGitHub if exc.status == 404 else GitHubError)(text, exc.status)
 
 
 def _check_repo(repo: str) -> str:
@@ -474,39 +321,6 @@ def _issue_comment(r: Repository, comment_id: int) -> IssueComment:
 
 def _comment(c: IssueComment) -> CommentInfo:
     return CommentInfo(c.id, c.body or "", c.user.login if c.user else "", c.html_url or "")
-
-
-def _next_link(header: str) -> str | None:
-    for part in header.split(","):
-        match = re.fullmatch(r'\s*<([^>]+)>\s*;\s*rel="next"\s*', part)
-        if match:
-            return match.group(1)
-    return None
-
-
-def _epoch_seconds(value: object) -> float:
-    if not isinstance(value, str):
-        return 0.0
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def _delivery(item: dict[str, object]) -> HookDelivery:
-    def number(key: str) -> int | None:
-        value = item.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    action = item.get("action")
-    return HookDelivery(
-        id=number("id") or 0,
-        guid=str(item.get("guid") or ""),
-        delivered_at=_epoch_seconds(item.get("delivered_at")),
-        status_code=number("status_code") or 0,
-        event=str(item.get("event") or ""),
-        action=action if isinstance(action, str) else None,
-        redelivery=item.get("redelivery") is True,
-        installation_id=number("installation_id"),
-        repository_id=number("repository_id"),
-    )
 
 
 def _merged(p: PullRequest) -> bool:

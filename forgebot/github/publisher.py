@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from forgebot.core import render
+from forgebot.core.bounded import Bounded
 from forgebot.core.models import Attempt, AttemptStatus, TaskStatus, task_status
 from forgebot.core.pacing import DEFAULT_DOUBLE_EVERY, DEFAULT_MAX_EDITS, EditBudget
 from forgebot.core.scoring import compare
@@ -33,6 +34,7 @@ from forgebot.store.bot import BotStore, IssueTask
 
 log = structlog.get_logger(__name__)
 LOG_TAIL_BYTES = 64 * 1024
+REMEMBERED_TASKS = 1024  # per-task state kept beyond that is dropped, least recently written first
 
 
 def web_url(api_url: str) -> str:
@@ -95,10 +97,13 @@ class Publisher:
         self._clock = clock
         self._locks: dict[int, asyncio.Lock] = {}
         self._timers: dict[int, asyncio.Task[None]] = {}
-        self._last_edit: dict[int, float] = {}
-        self._edits: dict[int, int] = {}  # edits of each task's progress comment (the edit budget)
-        self._last_body: dict[int, str] = {}
-        self._footers: dict[int, list[str]] = {}
+        # Per task, released when its cleanup is announced (`forget`) and bounded in any case: a task deleted
+        # through the API, or never cleaned up, does not stay forever. Losing an entry costs at most one extra
+        # edit (the body is compared again) or a fresh edit budget.
+        self._last_edit: Bounded[int, float] = Bounded(REMEMBERED_TASKS)
+        self._edits: Bounded[int, int] = Bounded(REMEMBERED_TASKS)  # edits of each task's progress comment
+        self._last_body: Bounded[int, str] = Bounded(REMEMBERED_TASKS)
+        self._footers: Bounded[int, list[str]] = Bounded(REMEMBERED_TASKS)  # kept past `forget`: shown again
         self._background: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -381,6 +386,13 @@ class Publisher:
             f"and deleted {plural(branches, 'branch')}."
         )
         await self.refresh(link.task_id, footer=line)
+        self.forget(link.task_id)
+
+    def forget(self, task_id: int) -> None:
+        """Release what is held for a finished task whose cleanup was announced (its last comment body above
+        all). Its footer lines stay (bounded): a later command's edit shows them again."""
+        for held in (self._last_edit, self._edits, self._last_body):
+            held.pop(task_id, None)
 
 
 def plural(n: int, word: str) -> str:

@@ -68,6 +68,9 @@ class BotBehaviour(_Strict):
     # Who may `/forge merge`: the repository permissions allowed (a subset of write, maintain and admin; for
     # example ["maintain", "admin"] to keep merging to maintainers while writers may run and pick).
     merge_permissions: list[str] = Field(default_factory=lambda: list(WRITE_PERMISSIONS), min_length=1)
+    # `/forge merge` of a pull request whose head has no checks at all: refused (they may not have started yet)
+    # unless this is set, for repositories without CI.
+    merge_without_checks: bool = False
     # Bot accounts (login ending in [bot], or type Bot) never trigger work unless named here.
     allowed_bots: list[str] = Field(default_factory=list)
     progress_interval: float = Field(default=5.0, ge=0)  # at most one progress edit this often per task

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
+from forgebot.core.bounded import Bounded
 from forgebot.core.models import Attempt
 from forgebot.engine.clones import Clones
 from forgebot.engine.engine import Engine
@@ -53,7 +54,8 @@ class PullSweep:
         self.store = store
         self.clones = clones
         self.publisher = publisher
-        self._heads: dict[int, str] = {}  # task -> head branch of its closed PR (asked once per process)
+        # task -> head branch of its closed PR, asked once per process for the most recent tasks
+        self._heads: Bounded[int, str] = Bounded(1024)
 
     async def plan(self, *, dry_run: bool) -> PullPlan:
         """Finished tasks whose PR is merged or closed. A state learnt from GitHub is recorded unless dry_run."""

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from forgebot.store.base import NotFound
-from forgebot.store.schema import deliveries, issue_tasks
+from forgebot.store.schema import attempts, deliveries, issue_tasks, tasks
 from forgebot.store.sql import WRITE_OPTION
 
 
@@ -131,28 +131,11 @@ class BotStore:
                 return True
             except IntegrityError:
                 pass
-            retried = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id, deliveries.c.status == DeliveryStatus.FAILED.value)
-                .values(
-                    status=DeliveryStatus.PENDING.value,
-                    payload=payload,
-                    received_at=now,
-                    finished_at=None,
-                    error=None,
-                    tries=deliveries.c.tries + 1,
-                )
-            )
-            return retried.rowcount == 1
+            return _requeue(conn, delivery_id, payload=payload, received_at=now)
 
     def finish_delivery(self, delivery_id: str, *, error: str | None, now: float) -> None:
-        status = DeliveryStatus.FAILED if error else DeliveryStatus.DONE
-        with self._write() as conn:
-            # A handled payload is not needed again; a failed one is, for a retry from the stored copy.
-            values: dict[str, Any] = {"status": status.value, "finished_at": now, "error": error}
-            if status is DeliveryStatus.DONE:
-                values["payload"] = ""
-            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(values))
+        """Done (its payload dropped) or failed with `error` (its payload kept, for a retry from the stored copy)."""
+        self.record_deliveries([], [Finish(delivery_id, error, now)])
 
     def record_deliveries(self, claims: Sequence[Claim], finishes: Sequence[Finish]) -> list[bool]:
         """Many claims and finishes in one transaction (what arrived while the previous batch was written):
@@ -165,8 +148,8 @@ class BotStore:
         except IntegrityError:  # another process inserted one of these ids meanwhile: one at a time instead
             answers = [self.claim_delivery(c.id, event=c.event, action=c.action, repo=c.repo, payload=c.payload,
                                            now=c.now) for c in claims]  # fmt: skip
-            for f in finishes:
-                self.finish_delivery(f.id, error=f.error, now=f.now)
+            with self._write() as conn:
+                self._finish_batch(conn, finishes)
             return answers
 
     def _claim_batch(self, conn: Connection, claims: Sequence[Claim]) -> list[bool]:
@@ -194,12 +177,7 @@ class BotStore:
                 ],
             )  # fmt: skip
         for claim in again:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == claim.id)
-                .values(status=DeliveryStatus.PENDING.value, payload=claim.payload, received_at=claim.now,
-                        finished_at=None, error=None, tries=deliveries.c.tries + 1)
-            )  # fmt: skip
+            _requeue(conn, claim.id, payload=claim.payload, received_at=claim.now)
         return answers
 
     def _finish_batch(self, conn: Connection, finishes: Sequence[Finish]) -> None:
@@ -289,6 +267,19 @@ class BotStore:
         with self._engine.connect() as conn:
             return [_link(row) for row in conn.execute(query)]
 
+    def unlinked_queued_attempts(self) -> list[int]:
+        """Queued attempts of GitHub tasks that have no issue link: a daemon stopped between creating the task
+        and linking it (forgebot/github/bot.py `start_task`). Nobody sees them; ids in order, one query."""
+        linked = select(issue_tasks.c.task_id)
+        query = (
+            select(attempts.c.id)
+            .join(tasks, tasks.c.id == attempts.c.task_id)
+            .where(attempts.c.status == "queued", tasks.c.source == "github", tasks.c.id.not_in(linked))
+            .order_by(attempts.c.id)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
     def update_link(self, task_id: int, **fields: Any) -> IssueTask:
         unknown = set(fields) - _LINK_FIELDS
         if unknown:
@@ -304,15 +295,12 @@ class BotStore:
 
     def begin_command(self, key: str, *, verb: str, repo: str, now: float) -> CommandRun:
         """Record that command `key` starts. NEW: run it (also after a failed try). DONE: it ran; `answer` is
-        its reply, to post again if that was lost. INTERRUPTED: an earlier try stopped midway (a crash)."""
+        its reply, to post again if that was lost. INTERRUPTED: an earlier try stopped midway (a crash, or an
+        error in a command that is not safe to repeat, which the handler leaves pending)."""
         with self._write() as conn:
-            if _insert_command(conn, key, verb, repo, now):
+            if _insert_command(conn, key, verb, repo, now) or _requeue(conn, key):
                 return CommandRun(CommandState.NEW)
             row = conn.execute(select(deliveries).where(deliveries.c.id == key)).one()
-            if row.status == DeliveryStatus.FAILED.value:
-                again = {"status": DeliveryStatus.PENDING.value, "error": None, "tries": deliveries.c.tries + 1}
-                conn.execute(update(deliveries).where(deliveries.c.id == key).values(again))
-                return CommandRun(CommandState.NEW)
         if row.status == DeliveryStatus.DONE.value:
             return CommandRun(CommandState.DONE, row.payload or None)
         return CommandRun(CommandState.INTERRUPTED)
@@ -323,6 +311,15 @@ class BotStore:
         values = {"status": status.value, "finished_at": now, "error": error, "payload": answer or ""}
         with self._write() as conn:
             conn.execute(update(deliveries).where(deliveries.c.id == key).values(values))
+
+
+def _requeue(conn: Connection, key: str, **values: Any) -> bool:
+    """A failed delivery or command back to pending for another try (with `values`, e.g. the new payload). False
+    when it is not failed: done, or pending (being handled, or left by a crash)."""
+    again = {"status": DeliveryStatus.PENDING.value, "finished_at": None, "error": None, **values}
+    failed = deliveries.c.status == DeliveryStatus.FAILED.value
+    query = update(deliveries).where(deliveries.c.id == key, failed).values(**again, tries=deliveries.c.tries + 1)
+    return conn.execute(query).rowcount == 1
 
 
 def _insert_command(conn: Connection, key: str, verb: str, repo: str, now: float) -> bool:

@@ -88,18 +88,26 @@ async def _once(bot: Bot, issue: Issue, command: Command, sender: str, comment_i
             answer = await ACTIONS[command.verb](bot, issue, command, sender, key)
         except (Refused, EngineError) as error:
             answer = render.error_reply(str(error))
-        except BaseException as error:  # GitHub failing, a bug, or shutdown: the next try runs it again
-            failed = f"{type(error).__name__}: {error}"[:500]
-            await asyncio.to_thread(bot.store.finish_command, key, answer=None, error=failed, now=bot.clock())
+        except BaseException as error:  # GitHub failing, a bug, or shutdown
+            # A repeatable command runs again on the next try. The others may have taken effect before the error
+            # (a fork made, then its progress edit failed): left pending, the next try tells the user instead.
+            if command.verb in REPEATABLE:
+                failed = f"{type(error).__name__}: {error}"[:500]
+                await asyncio.to_thread(bot.store.finish_command, key, answer=None, error=failed, now=bot.clock())
             raise
         await asyncio.to_thread(bot.store.finish_command, key, answer=answer, error=None, now=bot.clock())
     if answer:
         await bot.reply(issue, answer, key=key)
 
 
-async def _run(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+def _on_issues_only(issue: Issue, verb: Verb) -> None:
+    """A command that starts a task: refused on forgebot's pull request, where a follow-up is what continues."""
     if issue.is_pull_request:
-        raise Refused("`/forge run` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+        raise Refused(f"`/forge {verb}` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+
+
+async def _run(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
+    _on_issues_only(issue, Verb.RUN)
     await bot.start_task(issue, command.agents, requester=sender, delivery=key)
     return None
 
@@ -196,8 +204,7 @@ async def _help(bot: Bot, issue: Issue, command: Command, sender: str, key: str)
 async def _template(bot: Bot, issue: Issue, command: Command, sender: str, key: str) -> str | None:
     """A task on the issue whose prompt is the rendered template followed by the issue's text; the task keeps
     the issue's title (its PR closes the issue) and runs the template's agents, else the configured ones."""
-    if issue.is_pull_request:
-        raise Refused("`/forge template` works on issues; on forgebot's pull request use `/forge followup -- <text>`")
+    _on_issues_only(issue, Verb.TEMPLATE)
     assert command.name is not None  # the grammar requires it
     settings = await bot.repo_settings(issue.repo, issue.default_branch)
     try:
