@@ -498,11 +498,31 @@ def parse_persona(name: str, text: str, source: str) -> AgentConfig:
     return persona
 
 
+def outside_repo(repo_dir: str, path: Path) -> str | None:
+    """Why a repository's file must not be read, else None: it is a symbolic link, or its path leads out of the
+    work tree. A committed `x.md -> /proc/self/environ` would otherwise put forgebot's environment in a prompt."""
+    if path.is_symlink():
+        return "is a symbolic link (forgebot reads only plain files of the repository)"
+    if not path.resolve().is_relative_to(Path(repo_dir).resolve()):
+        return "leads out of the repository (through a symbolic link)"
+    return None
+
+
+def _read_repo_file(repo_dir: str, path: Path) -> str:
+    problem = outside_repo(repo_dir, path)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    return _read_text(path)
+
+
 def _repo_personas(repo_dir: str) -> dict[str, AgentConfig]:
     folder = Path(repo_dir) / PERSONAS_DIR
     if not folder.is_dir():
         return {}
-    return {path.stem: parse_persona(path.stem, _read_text(path), str(path)) for path in sorted(folder.glob("*.md"))}
+    return {
+        path.stem: parse_persona(path.stem, _read_repo_file(repo_dir, path), str(path))
+        for path in sorted(folder.glob("*.md"))
+    }
 
 
 def load_for_repo(repo_dir: str, path: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -511,9 +531,10 @@ def load_for_repo(repo_dir: str, path: str | None = None, environ: Mapping[str, 
     settings = load_settings(path, env)
     repo_file = Path(repo_dir) / REPO_CONFIG_PATH
     personas = _repo_personas(repo_dir)
-    if not repo_file.exists() and not personas:
+    present = repo_file.exists() or repo_file.is_symlink()  # a dangling link is refused, not skipped
+    if not present and not personas:
         return settings
-    text = _read_text(repo_file) if repo_file.exists() else ""
+    text = _read_repo_file(repo_dir, repo_file) if present else ""
     repo = load_repo_config(text, str(repo_file))
     repo.agents.update(personas)
     return _apply_env(merge(settings, repo), env)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from forgebot.config import Settings
+from forgebot.config import Settings, outside_repo
 from forgebot.core.templates import NAME_RE, Template, TemplateError, UnknownTemplate, parse
 from forgebot.github.port import GitHubPort
 
@@ -40,8 +40,12 @@ def _hint(name: str, where: str) -> str:
 
 
 def _read(repo_dir: str, relative: str) -> str:
+    path = Path(repo_dir) / relative
+    problem = outside_repo(repo_dir, path)
+    if problem:
+        raise TemplateError(relative, "", problem)
     try:
-        return (Path(repo_dir) / relative).read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TemplateError(relative, "", exc.strerror or str(exc)) from None
     except UnicodeDecodeError as exc:
@@ -50,7 +54,9 @@ def _read(repo_dir: str, relative: str) -> str:
 
 def _local_files(repo_dir: str) -> list[str]:
     folder = Path(repo_dir) / TEMPLATES_DIR
-    return sorted(path.stem for path in folder.glob("*.md") if path.is_file()) if folder.is_dir() else []
+    # A symbolic link is listed so that reading it is refused by name rather than skipped in silence.
+    found = (path.stem for path in folder.glob("*.md") if path.is_file() or path.is_symlink())
+    return sorted(found) if folder.is_dir() else []
 
 
 def load_templates(repo_dir: str, settings: Settings) -> dict[str, Template]:
@@ -64,7 +70,8 @@ def load_templates(repo_dir: str, settings: Settings) -> dict[str, Template]:
 
 def find_template(repo_dir: str, name: str, settings: Settings) -> Template:
     """One template by name, reading only its own file (another broken file does not get in the way)."""
-    if NAME_RE.fullmatch(name) and (Path(repo_dir) / _file(name)).is_file():
+    path = Path(repo_dir) / _file(name)
+    if NAME_RE.fullmatch(name) and (path.is_file() or path.is_symlink()):
         return parse(_read(repo_dir, _file(name)), _file(name), name)
     if name in settings.templates:
         return config_templates(settings)[name]
