@@ -138,9 +138,12 @@ class AgentConfig(_Strict):
     def source(self) -> str | None:
         return self._source
 
-    def where(self, name: str, key: str) -> str:
-        """Where a problem with this agent's `key` is: its persona file and key, else its path in the config."""
-        return f"{self._source} {key}" if self._source else f"agents.{name}.{key}"
+    def where(self, name: str, key: str, file: str = "") -> str:
+        """Where a problem with this agent's `key` is: its persona file and key, else its path in the config
+        (after `file`, the config file it came from, when given)."""
+        if self._source:
+            return f"{self._source} {key}"
+        return f"{file} agents.{name}.{key}" if file else f"agents.{name}.{key}"
 
     @field_validator("command")
     @classmethod
@@ -184,6 +187,9 @@ class Policy(_Strict):
     repo_may_set_checks: bool = True
     # `env` of a repository's agents can pull ${VARIABLES} out of forgebot's environment: a daemon turns this off.
     repo_may_set_agent_env: bool = True
+    # `base_url` and `args` of a repository's agents can send a built-in agent (and the API key forgebot gives it)
+    # to any server: a daemon turns this off.
+    repo_may_redirect_agents: bool = True
 
 
 def _number_as_text(value: Any) -> Any:
@@ -446,17 +452,26 @@ def merge(settings: Settings, repo: RepoConfig) -> Settings:
     """Apply a repository's config to the user/server settings, within what `settings.policy` allows."""
     policy = settings.policy
     known = {**settings.agents, **repo.agents}
+    executors = {name: _executor(name, known) for name in repo.agents}
     problems = [
-        f"{agent.where(name, 'agent') if agent.source else f'{repo.source} agents.{name}'}: command agents are not "
+        f"{agent.where(name, 'executor' if agent.executor else 'agent', repo.source)}: command agents are not "
         "allowed by the server config (policy.repo_may_add_command_agents is false)"
         for name, agent in repo.agents.items()
-        if _executor(name, known) == "command" and not policy.repo_may_add_command_agents
+        if executors[name] == "command" and not policy.repo_may_add_command_agents
     ]
     problems += [
-        f"{repo.source} agents.{name}.env: setting agent environment is not allowed by the server config"
+        f"{agent.where(name, 'env', repo.source)}: setting agent environment is not allowed by the server config"
         " (policy.repo_may_set_agent_env is false)"
         for name, agent in repo.agents.items()
         if agent.env and not policy.repo_may_set_agent_env
+    ]
+    # A command agent's whole command line is the repository's already (the policy above decides about it).
+    problems += [
+        f"{agent.where(name, key, repo.source)}: pointing an agent elsewhere is not allowed by the server config"
+        " (policy.repo_may_redirect_agents is false)"
+        for name, agent in repo.agents.items()
+        for key in ("base_url", "args")
+        if key in agent.model_fields_set and executors[name] != "command" and not policy.repo_may_redirect_agents
     ]
     repo_sets_checks = "checks" in repo.model_fields_set
     if repo_sets_checks and not settings.policy.repo_may_set_checks:
