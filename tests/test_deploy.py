@@ -38,6 +38,9 @@ FORGEBOT = str(Path(sys.executable).with_name("forgebot"))
 SHUTDOWN_GRACE = 30  # server.shutdown_grace in deploy/forgebot.example.yml; every stop timeout must be longer
 
 
+SECRET_TEMPLATE = "secret.example.yaml"
+
+
 def kube(kind: str) -> dict[str, Any]:
     documents = [d for path in sorted(KUBE.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
     [found] = [d for d in documents if d.get("kind") == kind]
@@ -275,14 +278,18 @@ def test_every_secret_the_deployment_references_is_in_the_secret_template() -> N
     assert referenced
     for ref in referenced:
         assert ref["name"] == secret["metadata"]["name"]
-        assert ref["key"] in keys, f"{ref['key']} is not in deploy/kubernetes/secret.yaml"
+        assert ref["key"] in keys, f"{ref['key']} is not in deploy/kubernetes/{SECRET_TEMPLATE}"
     assert {"webhook-secret", "github-app.pem", "github-app-id", "github-token"} <= keys
 
 
-def test_kustomization_lists_every_manifest() -> None:
+def test_kustomization_lists_every_manifest_but_never_the_secret_template() -> None:
     kustomization = yaml.safe_load((KUBE / "kustomization.yaml").read_text())
-    files = {p.name for p in KUBE.glob("*.yaml")} - {"kustomization.yaml"}
+    files = {p.name for p in KUBE.glob("*.yaml")} - {"kustomization.yaml", SECRET_TEMPLATE}
     assert set(kustomization["resources"]) == files
+    # `kubectl apply -k` would replace the real keys with the template's empty strings.
+    applied = [d for name in kustomization["resources"] for d in yaml.safe_load_all((KUBE / name).read_text()) if d]
+    assert not [d for d in applied if d.get("kind") == "Secret"]
+    assert kube("Secret")["metadata"]["name"] == "forgebot" and (KUBE / SECRET_TEMPLATE).is_file()
 
 
 # ---- systemd
