@@ -224,6 +224,16 @@ def test_compose_service_port_volume_healthcheck_and_secrets() -> None:
     assert seconds(service["stop_grace_period"]) > SHUTDOWN_GRACE
 
 
+def test_the_key_file_is_chowned_to_the_images_user_because_compose_mounts_it_as_is() -> None:
+    match = re.search(r"useradd [^\n]*--uid (\d+)", (DEPLOY / "Dockerfile").read_text())
+    assert match, "the Dockerfile creates its user with a fixed uid"
+    chown = f"chown {match[1]}:{match[1]}"
+    # A compose `secrets: {file: ...}` is a bind mount keeping the host's owner and mode: chmod 600 alone leaves
+    # the key unreadable to the container's user.
+    assert f"{chown} github-app.pem && chmod 600" in (DEPLOY / "compose.yaml").read_text()
+    assert f"{chown} deploy/github-app.pem && chmod 600" in (ROOT / "README.md").read_text()
+
+
 # ---- Kubernetes
 
 
