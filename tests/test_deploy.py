@@ -410,3 +410,14 @@ def test_the_app_permissions_cover_every_operation_and_nothing_more() -> None:
         if LEVEL[level] > LEVEL.get(needed.get(scope, ""), 0):
             needed[scope] = level
     assert granted == needed  # every operation covered, and no permission forgebot does not use
+
+
+SHOWN = {"contents": "Contents", "issues": "Issues", "pull_requests": "Pull requests", "metadata": "Metadata",
+         "checks": "Checks", "statuses": "Commit statuses"}  # fmt: skip
+
+
+def test_the_readme_names_every_permission_the_manifest_asks_for() -> None:
+    readme = (ROOT / "README.md").read_text()
+    [sentence] = re.findall(r"The App needs ([^.]*)\.", readme)
+    for scope in manifest()["default_permissions"]:
+        assert SHOWN[scope] in sentence, f"README's 'The App needs' sentence omits {SHOWN[scope]}"
