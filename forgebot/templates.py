@@ -8,9 +8,10 @@ so the server's policy needs no switch for them.
 
 For a front-end (CLI, bot, REST API):
     load_templates(repo_dir, settings) / find_template(repo_dir, name, settings)            local work tree
-    await fetch_templates(github, repo, ref, settings) / fetch_template(...) / fetch_names   a repository on GitHub
+    await fetch_template(github, repo, ref, name, settings) / fetch_names(...)              a repository on GitHub
     template.render({"file": "a.py"}) -> Rendered(title, description, agents)                core/templates.py
-Every problem is a TemplateError (UnknownTemplate lists the names that exist).
+Every problem is a TemplateError (UnknownTemplate lists the names that exist). A work tree's template is read only
+as a plain file inside it: a symbolic link (say to /proc/self/environ) is refused by name.
 """
 
 from __future__ import annotations
@@ -99,14 +100,3 @@ async def fetch_template(github: GitHubPort, repo: str, ref: str, name: str, set
         return config_templates(settings)[name]
     raise UnknownTemplate(name, await fetch_names(github, repo, ref, settings), _hint(name, f" on `{ref}`"))
 
-
-async def fetch_templates(github: GitHubPort, repo: str, ref: str, settings: Settings) -> dict[str, Template]:
-    """Every template a repository has at `ref` (one read per file), sorted by name; a broken file raises."""
-    found = config_templates(settings)
-    for file in await github.list_dir(repo, TEMPLATES_DIR, ref) or []:
-        if file.endswith(".md"):
-            name = file.removesuffix(".md")
-            text = await github.read_file(repo, _file(name), ref)
-            if text is not None:
-                found[name] = parse(text, _file(name), name)
-    return dict(sorted(found.items()))

@@ -20,7 +20,7 @@ from forgebot.core.templates import (
     with_issue,
 )
 from forgebot.github.client import PyGithubClient
-from forgebot.templates import fetch_names, fetch_template, fetch_templates, find_template, load_templates
+from forgebot.templates import fetch_names, fetch_template, find_template, load_templates
 from tests.fake_github import FakeGitHub
 
 FIX = """\
@@ -386,10 +386,6 @@ async def test_fetch_from_github(tmp_path: Path) -> None:
                 UnknownTemplate, match=r"none is defined: add `\.github/forge/templates/x\.md` on `main`"
             ):
                 await fetch_template(client, "acme/empty", "main", "x", Settings())
-            with pytest.raises(TemplateError, match="'Upper' is not a valid template name"):
-                await fetch_templates(client, REPO, "main", settings)
-            gh.repos[REPO].files.pop(("main", ".github/forge/templates/Upper.md"))
-            assert list(await fetch_templates(client, REPO, "main", settings)) == ["fix-bug", "review"]
         finally:
             await client.close()
         # One read for a template that exists: the folder is not listed.
