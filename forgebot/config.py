@@ -523,7 +523,8 @@ def outside_repo(repo_dir: str, path: Path) -> str | None:
     return None
 
 
-def _read_repo_file(repo_dir: str, path: Path) -> str:
+def read_repo_file(repo_dir: str, path: Path) -> str:
+    """A file of the work tree `repo_dir` as text; ConfigError naming it unless it is a plain file inside."""
     problem = outside_repo(repo_dir, path)
     if problem:
         raise ConfigError(f"{path}: {problem}")
@@ -535,7 +536,7 @@ def _repo_personas(repo_dir: str) -> dict[str, AgentConfig]:
     if not folder.is_dir():
         return {}
     return {
-        path.stem: parse_persona(path.stem, _read_repo_file(repo_dir, path), str(path))
+        path.stem: parse_persona(path.stem, read_repo_file(repo_dir, path), str(path))
         for path in sorted(folder.glob("*.md"))
     }
 
@@ -549,7 +550,7 @@ def load_for_repo(repo_dir: str, path: str | None = None, environ: Mapping[str, 
     present = repo_file.exists() or repo_file.is_symlink()  # a dangling link is refused, not skipped
     if not present and not personas:
         return settings
-    text = _read_repo_file(repo_dir, repo_file) if present else ""
+    text = read_repo_file(repo_dir, repo_file) if present else ""
     repo = load_repo_config(text, str(repo_file))
     repo.agents.update(personas)
     return _apply_env(merge(settings, repo), env)

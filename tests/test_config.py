@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from forgebot.api.context import worktree_settings
 from forgebot.config import (
     ConfigError,
     RepoConfig,
@@ -636,6 +637,21 @@ def test_a_symlinked_repo_config_or_persona_is_refused_by_name(tmp_path: Path) -
     persona.symlink_to("/proc/self/environ")
     with pytest.raises(ConfigError, match=r"agents/leak\.md: is a symbolic link"):
         load_for_repo(str(repo), None, environ={})
+
+
+def test_the_api_reads_a_work_trees_forge_yml_by_the_same_rule(tmp_path: Path) -> None:
+    resolve = worktree_settings(Settings())
+    repo = tmp_path / "repo"
+    write(repo / ".github" / "forge.yml", "defaults: {strategy: cascade}\n")
+    assert resolve(str(repo)).defaults.strategy is Strategy.CASCADE
+    (repo / ".github" / "forge.yml").unlink()
+    (repo / ".github" / "forge.yml").symlink_to(write(tmp_path / "outside.yml", "defaults: {strategy: cascade}\n"))
+    with pytest.raises(ConfigError, match=r"forge\.yml: is a symbolic link"):
+        resolve(str(repo))
+    (repo / ".github" / "forge.yml").unlink()
+    (repo / ".github" / "forge.yml").write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        resolve(str(repo))
 
 
 def test_a_persona_folder_leading_out_of_the_repository_is_refused(tmp_path: Path) -> None:
