@@ -83,33 +83,26 @@ def _data_dir(settings: Settings) -> list[Finding]:
     return []
 
 
+_POLICY_WARNINGS = {
+    "repo_may_add_command_agents": "anyone who can push .github/forge.yml to an allowed repository can run any "
+    "program on this server (set it to false)",
+    "repo_may_set_checks": "repositories choose the commands run as checks on this server (set it to false to run "
+    "only the server's checks)",
+    "repo_may_set_agent_env": "repositories' agents can read ${VARIABLES} of the daemon's environment, where its "
+    "GitHub credentials live",
+    "repo_may_redirect_agents": "repositories can set an agent's base_url or args and send it, with the API key "
+    "forgebot gives it, to any server",
+}
+
+
 def _policy(settings: Settings) -> list[Finding]:
-    policy, findings = settings.policy, []
-    if policy.repo_may_add_command_agents:
-        findings.append(
-            Finding(
-                "warning",
-                "policy.repo_may_add_command_agents is true: anyone who can push .github/forge.yml to an allowed "
-                "repository can run any program on this server (set it to false)",
-            )
-        )
-    if policy.repo_may_set_checks:
-        findings.append(
-            Finding(
-                "warning",
-                "policy.repo_may_set_checks is true: repositories choose the commands run as checks on this server "
-                "(set it to false to run only the server's checks)",
-            )
-        )
-    if "repo_may_set_agent_env" in policy.model_fields_set and policy.repo_may_set_agent_env:
-        findings.append(
-            Finding(
-                "warning",
-                "policy.repo_may_set_agent_env is true: repositories' agents can read ${VARIABLES} of the daemon's "
-                "environment, where its GitHub credentials live",
-            )
-        )
-    return findings
+    # Unset, each is false in the daemon (forgebot/daemon.py DAEMON_LOCKED_POLICY): only a `true` written is unsafe.
+    policy = settings.policy
+    return [
+        Finding("warning", f"policy.{key} is true: {why}")
+        for key, why in _POLICY_WARNINGS.items()
+        if key in policy.model_fields_set and getattr(policy, key)
+    ]
 
 
 def _exposure(settings: Settings, behaviour: BotSettings) -> list[Finding]:

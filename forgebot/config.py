@@ -138,9 +138,12 @@ class AgentConfig(_Strict):
     def source(self) -> str | None:
         return self._source
 
-    def where(self, name: str, key: str) -> str:
-        """Where a problem with this agent's `key` is: its persona file and key, else its path in the config."""
-        return f"{self._source} {key}" if self._source else f"agents.{name}.{key}"
+    def where(self, name: str, key: str, file: str = "") -> str:
+        """Where a problem with this agent's `key` is: its persona file and key, else its path in the config
+        (after `file`, the config file it came from, when given)."""
+        if self._source:
+            return f"{self._source} {key}"
+        return f"{file} agents.{name}.{key}" if file else f"agents.{name}.{key}"
 
     @field_validator("command")
     @classmethod
@@ -184,6 +187,9 @@ class Policy(_Strict):
     repo_may_set_checks: bool = True
     # `env` of a repository's agents can pull ${VARIABLES} out of forgebot's environment: a daemon turns this off.
     repo_may_set_agent_env: bool = True
+    # `base_url` and `args` of a repository's agents can send a built-in agent (and the API key forgebot gives it)
+    # to any server: a daemon turns this off.
+    repo_may_redirect_agents: bool = True
 
 
 def _number_as_text(value: Any) -> Any:
@@ -446,17 +452,26 @@ def merge(settings: Settings, repo: RepoConfig) -> Settings:
     """Apply a repository's config to the user/server settings, within what `settings.policy` allows."""
     policy = settings.policy
     known = {**settings.agents, **repo.agents}
+    executors = {name: _executor(name, known) for name in repo.agents}
     problems = [
-        f"{agent.where(name, 'agent') if agent.source else f'{repo.source} agents.{name}'}: command agents are not "
+        f"{agent.where(name, 'executor' if agent.executor else 'agent', repo.source)}: command agents are not "
         "allowed by the server config (policy.repo_may_add_command_agents is false)"
         for name, agent in repo.agents.items()
-        if _executor(name, known) == "command" and not policy.repo_may_add_command_agents
+        if executors[name] == "command" and not policy.repo_may_add_command_agents
     ]
     problems += [
-        f"{repo.source} agents.{name}.env: setting agent environment is not allowed by the server config"
+        f"{agent.where(name, 'env', repo.source)}: setting agent environment is not allowed by the server config"
         " (policy.repo_may_set_agent_env is false)"
         for name, agent in repo.agents.items()
         if agent.env and not policy.repo_may_set_agent_env
+    ]
+    # A command agent's whole command line is the repository's already (the policy above decides about it).
+    problems += [
+        f"{agent.where(name, key, repo.source)}: pointing an agent elsewhere is not allowed by the server config"
+        " (policy.repo_may_redirect_agents is false)"
+        for name, agent in repo.agents.items()
+        for key in ("base_url", "args")
+        if key in agent.model_fields_set and executors[name] != "command" and not policy.repo_may_redirect_agents
     ]
     repo_sets_checks = "checks" in repo.model_fields_set
     if repo_sets_checks and not settings.policy.repo_may_set_checks:
@@ -498,11 +513,32 @@ def parse_persona(name: str, text: str, source: str) -> AgentConfig:
     return persona
 
 
+def outside_repo(repo_dir: str, path: Path) -> str | None:
+    """Why a repository's file must not be read, else None: it is a symbolic link, or its path leads out of the
+    work tree. A committed `x.md -> /proc/self/environ` would otherwise put forgebot's environment in a prompt."""
+    if path.is_symlink():
+        return "is a symbolic link (forgebot reads only plain files of the repository)"
+    if not path.resolve().is_relative_to(Path(repo_dir).resolve()):
+        return "leads out of the repository (through a symbolic link)"
+    return None
+
+
+def read_repo_file(repo_dir: str, path: Path) -> str:
+    """A file of the work tree `repo_dir` as text; ConfigError naming it unless it is a plain file inside."""
+    problem = outside_repo(repo_dir, path)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    return _read_text(path)
+
+
 def _repo_personas(repo_dir: str) -> dict[str, AgentConfig]:
     folder = Path(repo_dir) / PERSONAS_DIR
     if not folder.is_dir():
         return {}
-    return {path.stem: parse_persona(path.stem, _read_text(path), str(path)) for path in sorted(folder.glob("*.md"))}
+    return {
+        path.stem: parse_persona(path.stem, read_repo_file(repo_dir, path), str(path))
+        for path in sorted(folder.glob("*.md"))
+    }
 
 
 def load_for_repo(repo_dir: str, path: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -511,9 +547,10 @@ def load_for_repo(repo_dir: str, path: str | None = None, environ: Mapping[str, 
     settings = load_settings(path, env)
     repo_file = Path(repo_dir) / REPO_CONFIG_PATH
     personas = _repo_personas(repo_dir)
-    if not repo_file.exists() and not personas:
+    present = repo_file.exists() or repo_file.is_symlink()  # a dangling link is refused, not skipped
+    if not present and not personas:
         return settings
-    text = _read_text(repo_file) if repo_file.exists() else ""
+    text = read_repo_file(repo_dir, repo_file) if present else ""
     repo = load_repo_config(text, str(repo_file))
     repo.agents.update(personas)
     return _apply_env(merge(settings, repo), env)

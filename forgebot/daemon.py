@@ -224,8 +224,11 @@ def daemon_jobs(daemon: Daemon, clones: Clones) -> Jobs:
 
 
 # Locked in a daemon unless the server file sets them: a repository's .github/forge.yml is written by whoever can
-# push to its default branch, and a command agent, a check or an agent's ${VARIABLE} runs code on this machine.
-DAEMON_LOCKED_POLICY = ("repo_may_add_command_agents", "repo_may_set_checks", "repo_may_set_agent_env")
+# push to its default branch, and a command agent, a check or an agent's ${VARIABLE} runs code on this machine;
+# an agent's base_url or args would send a built-in agent, with the API key forgebot gives it, to any server.
+DAEMON_LOCKED_POLICY = (
+    "repo_may_add_command_agents", "repo_may_set_checks", "repo_may_set_agent_env", "repo_may_redirect_agents"
+)
 
 
 def _left(deadline: float) -> float:
@@ -233,8 +236,9 @@ def _left(deadline: float) -> float:
 
 
 def _daemon_policy(settings: Settings) -> Settings:
-    """A repository may not add `command` agents, replace the checks or pull ${VARIABLES} out of the daemon's
-    environment (where its own GitHub credentials live) unless the server file allows it explicitly."""
+    """A repository may not add `command` agents, replace the checks, pull ${VARIABLES} out of the daemon's
+    environment (where its own GitHub credentials live) or point an agent at another server unless the server file
+    allows it explicitly."""
     locked = {key: False for key in DAEMON_LOCKED_POLICY if key not in settings.policy.model_fields_set}
     if not locked:
         return settings

@@ -8,16 +8,17 @@ so the server's policy needs no switch for them.
 
 For a front-end (CLI, bot, REST API):
     load_templates(repo_dir, settings) / find_template(repo_dir, name, settings)            local work tree
-    await fetch_templates(github, repo, ref, settings) / fetch_template(...) / fetch_names   a repository on GitHub
+    await fetch_template(github, repo, ref, name, settings) / fetch_names(...)              a repository on GitHub
     template.render({"file": "a.py"}) -> Rendered(title, description, agents)                core/templates.py
-Every problem is a TemplateError (UnknownTemplate lists the names that exist).
+Every problem is a TemplateError (UnknownTemplate lists the names that exist). A work tree's template is read only
+as a plain file inside it: a symbolic link (say to /proc/self/environ) is refused by name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from forgebot.config import Settings
+from forgebot.config import Settings, outside_repo
 from forgebot.core.templates import NAME_RE, Template, TemplateError, UnknownTemplate, parse
 from forgebot.github.port import GitHubPort
 
@@ -40,8 +41,12 @@ def _hint(name: str, where: str) -> str:
 
 
 def _read(repo_dir: str, relative: str) -> str:
+    path = Path(repo_dir) / relative
+    problem = outside_repo(repo_dir, path)
+    if problem:
+        raise TemplateError(relative, "", problem)
     try:
-        return (Path(repo_dir) / relative).read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TemplateError(relative, "", exc.strerror or str(exc)) from None
     except UnicodeDecodeError as exc:
@@ -50,7 +55,9 @@ def _read(repo_dir: str, relative: str) -> str:
 
 def _local_files(repo_dir: str) -> list[str]:
     folder = Path(repo_dir) / TEMPLATES_DIR
-    return sorted(path.stem for path in folder.glob("*.md") if path.is_file()) if folder.is_dir() else []
+    # A symbolic link is listed so that reading it is refused by name rather than skipped in silence.
+    found = (path.stem for path in folder.glob("*.md") if path.is_file() or path.is_symlink())
+    return sorted(found) if folder.is_dir() else []
 
 
 def load_templates(repo_dir: str, settings: Settings) -> dict[str, Template]:
@@ -64,7 +71,8 @@ def load_templates(repo_dir: str, settings: Settings) -> dict[str, Template]:
 
 def find_template(repo_dir: str, name: str, settings: Settings) -> Template:
     """One template by name, reading only its own file (another broken file does not get in the way)."""
-    if NAME_RE.fullmatch(name) and (Path(repo_dir) / _file(name)).is_file():
+    path = Path(repo_dir) / _file(name)
+    if NAME_RE.fullmatch(name) and (path.is_file() or path.is_symlink()):
         return parse(_read(repo_dir, _file(name)), _file(name), name)
     if name in settings.templates:
         return config_templates(settings)[name]
@@ -92,14 +100,3 @@ async def fetch_template(github: GitHubPort, repo: str, ref: str, name: str, set
         return config_templates(settings)[name]
     raise UnknownTemplate(name, await fetch_names(github, repo, ref, settings), _hint(name, f" on `{ref}`"))
 
-
-async def fetch_templates(github: GitHubPort, repo: str, ref: str, settings: Settings) -> dict[str, Template]:
-    """Every template a repository has at `ref` (one read per file), sorted by name; a broken file raises."""
-    found = config_templates(settings)
-    for file in await github.list_dir(repo, TEMPLATES_DIR, ref) or []:
-        if file.endswith(".md"):
-            name = file.removesuffix(".md")
-            text = await github.read_file(repo, _file(name), ref)
-            if text is not None:
-                found[name] = parse(text, _file(name), name)
-    return dict(sorted(found.items()))

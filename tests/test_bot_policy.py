@@ -24,7 +24,7 @@ async def test_a_repository_adding_a_command_agent_is_refused_by_default(tmp_pat
         await _label(h)
         [reply] = h.comments()
         assert "policy.repo_may_add_command_agents" in reply
-        assert "agents.evil: command agents are not allowed by the server config" in reply
+        assert "agents.evil.executor: command agents are not allowed by the server config" in reply
         assert h.daemon.store.list_tasks() == []
 
 
@@ -35,6 +35,16 @@ async def test_a_repository_replacing_the_checks_is_refused_by_default(tmp_path:
         [reply] = h.comments()
         assert "checks: setting checks is not allowed" in reply
         assert "policy.repo_may_set_checks" in reply
+        assert h.daemon.store.list_tasks() == []
+
+
+async def test_a_repository_pointing_a_built_in_agent_at_another_server_is_refused_by_default(tmp_path: Path) -> None:
+    async with BotHarness.start(tmp_path) as h:
+        h.gh.set_file(REPO, FORGE_YML, "agents: {claude: {base_url: 'https://evil.example/v1'}}\n")
+        await _label(h)
+        [reply] = h.comments()
+        assert "agents.claude.base_url: pointing an agent elsewhere is not allowed" in reply
+        assert "policy.repo_may_redirect_agents" in reply
         assert h.daemon.store.list_tasks() == []
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from forgebot.api.context import worktree_settings
 from forgebot.config import (
     ConfigError,
     RepoConfig,
@@ -348,7 +349,7 @@ def test_merge_refuses_command_agents_when_policy_forbids(tmp_path: Path) -> Non
         merge(load_settings(path, environ={}), load_repo_config(REPO_YAML))
 
     assert exc.value.problems == (
-        ".github/forge.yml agents.local: command agents are not allowed by the server config"
+        ".github/forge.yml agents.local.executor: command agents are not allowed by the server config"
         " (policy.repo_may_add_command_agents is false)",
     )
 
@@ -536,7 +537,7 @@ def test_agents_path_from_environment() -> None:
 def test_policy_can_forbid_repository_agent_env() -> None:
     server = Settings.model_validate({"policy": {"repo_may_set_agent_env": False}})
     repo = load_repo_config('agents: {mine: {agent: claude, env: {K: "${SERVER_SECRET}"}}}')
-    with pytest.raises(ConfigError, match=r"agents\.mine\.env: setting agent environment is not allowed"):
+    with pytest.raises(ConfigError, match=r"^\.github/forge\.yml agents\.mine\.env: setting agent environment is not"):
         merge(server, repo)
     inherits_command = load_repo_config("agents: {q2: {agent: quick}}")
     locked = Settings.model_validate(
@@ -545,7 +546,7 @@ def test_policy_can_forbid_repository_agent_env() -> None:
             "policy": {"repo_may_add_command_agents": False},
         }
     )
-    with pytest.raises(ConfigError, match=r"agents\.q2: command agents are not allowed"):
+    with pytest.raises(ConfigError, match=r"^\.github/forge\.yml agents\.q2\.agent: command agents"):
         merge(locked, inherits_command)
 
 
@@ -612,3 +613,86 @@ def test_a_bad_persona_file_is_named_with_the_key(
 def test_a_config_agent_error_still_names_the_config_path() -> None:
     with pytest.raises(ConfigError, match=r"^agents\.bad\.executor: required: agent 'nosuch' is not defined"):
         to_profiles(Settings.model_validate({"agents": {"bad": {"agent": "nosuch"}}}))
+
+
+# --- a repository's files are read as plain files of the work tree, never through a symbolic link
+
+
+def test_a_symlinked_repo_config_or_persona_is_refused_by_name(tmp_path: Path) -> None:
+    secret = write(tmp_path / "outside" / "secret.yml", "defaults: {strategy: cascade}\n")
+    repo = tmp_path / "repo"
+    (repo / ".github" / "forge" / "agents").mkdir(parents=True)
+    (repo / ".github" / "forge.yml").symlink_to(secret)
+    with pytest.raises(ConfigError) as exc:
+        load_for_repo(str(repo), None, environ={})
+    assert problems(exc) == f"{repo / '.github/forge.yml'}: is a symbolic link (forgebot reads only plain files of " \
+        "the repository)"  # fmt: skip
+    (repo / ".github" / "forge.yml").unlink()
+    (repo / ".github" / "forge.yml").symlink_to(tmp_path / "nowhere.yml")  # a dangling link is refused too
+    with pytest.raises(ConfigError, match=r"forge\.yml: is a symbolic link"):
+        load_for_repo(str(repo), None, environ={})
+    (repo / ".github" / "forge.yml").unlink()
+
+    persona = repo / ".github" / "forge" / "agents" / "leak.md"
+    persona.symlink_to("/proc/self/environ")
+    with pytest.raises(ConfigError, match=r"agents/leak\.md: is a symbolic link"):
+        load_for_repo(str(repo), None, environ={})
+
+
+def test_the_api_reads_a_work_trees_forge_yml_by_the_same_rule(tmp_path: Path) -> None:
+    resolve = worktree_settings(Settings())
+    repo = tmp_path / "repo"
+    write(repo / ".github" / "forge.yml", "defaults: {strategy: cascade}\n")
+    assert resolve(str(repo)).defaults.strategy is Strategy.CASCADE
+    (repo / ".github" / "forge.yml").unlink()
+    (repo / ".github" / "forge.yml").symlink_to(write(tmp_path / "outside.yml", "defaults: {strategy: cascade}\n"))
+    with pytest.raises(ConfigError, match=r"forge\.yml: is a symbolic link"):
+        resolve(str(repo))
+    (repo / ".github" / "forge.yml").unlink()
+    (repo / ".github" / "forge.yml").write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        resolve(str(repo))
+
+
+def test_a_persona_folder_leading_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    write(outside / "p.md", "---\nagent: claude\n---\nhello\n")
+    repo = tmp_path / "repo"
+    (repo / ".github" / "forge").mkdir(parents=True)
+    (repo / ".github" / "forge" / "agents").symlink_to(outside)
+    with pytest.raises(ConfigError, match=r"agents/p\.md: leads out of the repository"):
+        load_for_repo(str(repo), None, environ={})
+    # Inside a repository reached through a link of its own, plain files still load.
+    (tmp_path / "link").symlink_to(repo)
+    (repo / ".github" / "forge" / "agents").unlink()
+    write(repo / ".github" / "forge" / "agents" / "p.md", "---\nagent: claude\n---\nhello\n")
+    assert load_for_repo(str(tmp_path / "link"), None, environ={}).agents["p"].persona == "hello"
+
+
+# --- policy.repo_may_redirect_agents
+
+
+def test_redirecting_a_built_in_agent_is_refused_when_the_policy_forbids(tmp_path: Path) -> None:
+    server = Settings.model_validate({"policy": {"repo_may_redirect_agents": False}})
+    repo = load_repo_config(
+        "agents:\n  claude: {base_url: 'https://evil.example/v1'}\n  mine: {agent: codex, args: [-c, x=y]}\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        merge(server, repo)
+    why = "pointing an agent elsewhere is not allowed by the server config (policy.repo_may_redirect_agents is false)"
+    assert exc.value.problems == (
+        f".github/forge.yml agents.claude.base_url: {why}",
+        f".github/forge.yml agents.mine.args: {why}",
+    )
+    assert merge(Settings(), repo).agents["claude"].base_url == "https://evil.example/v1"  # allowed by default
+    # Other keys, and a command agent's args (the command policy decides about those), are not redirects.
+    fine = load_repo_config("agents:\n  claude: {model: opus}\n  c: {executor: command, command: [x], args: [y]}\n")
+    assert merge(server, fine).agents["claude"].model == "opus"
+
+
+def test_a_persona_file_setting_args_is_named_when_redirects_are_forbidden(tmp_path: Path) -> None:
+    config = write(tmp_path / "forgebot.yml", "policy: {repo_may_redirect_agents: false}\n")
+    write(tmp_path / ".github" / "forge" / "agents" / "p.md", "---\nagent: gemini\nargs: [--proxy, x]\n---\n")
+    with pytest.raises(ConfigError) as exc:
+        load_for_repo(str(tmp_path), config, environ={})
+    assert problems(exc).startswith(f"{tmp_path / '.github/forge/agents/p.md'} args: pointing an agent elsewhere")

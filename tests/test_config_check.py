@@ -77,7 +77,7 @@ def test_every_missing_essential_is_its_own_error_line(tmp_path: Path) -> None:
 
 def test_unsafe_policies_are_warnings_and_strict_makes_them_fail(tmp_path: Path) -> None:
     config = GOOD.replace("false, repo_may_set_checks: false", "true, repo_may_set_checks: true, "
-                          "repo_may_set_agent_env: true")  # fmt: skip
+                          "repo_may_set_agent_env: true, repo_may_redirect_agents: true")  # fmt: skip
     result = check(tmp_path, config, FORGEBOT_GITHUB_TOKEN=TOKEN)
     warnings = lines(result, "warning")
     assert result.returncode == 0 and not lines(result, "error")
@@ -85,10 +85,21 @@ def test_unsafe_policies_are_warnings_and_strict_makes_them_fail(tmp_path: Path)
         "policy.repo_may_add_command_agents",
         "policy.repo_may_set_checks",
         "policy.repo_may_set_agent_env",
+        "policy.repo_may_redirect_agents",
     ]
     assert "run any program on this server" in warnings[0]
+    assert "with the API key forgebot gives it, to any server" in warnings[3]
     strict = check(tmp_path, config, "--strict", FORGEBOT_GITHUB_TOKEN=TOKEN)
     assert strict.returncode == 1
+
+
+def test_an_unset_policy_is_not_a_warning_because_the_daemon_locks_it(tmp_path: Path) -> None:
+    config = GOOD.replace("policy: {repo_may_add_command_agents: false, repo_may_set_checks: false}\n", "")
+    assert "policy" not in config
+    result = check(tmp_path, config, FORGEBOT_GITHUB_TOKEN=TOKEN)
+    assert result.returncode == 0 and not lines(result, "warning"), result.stdout
+    by_variable = check(tmp_path, config, FORGEBOT_GITHUB_TOKEN=TOKEN, FORGEBOT_POLICY__REPO_MAY_SET_CHECKS="true")
+    assert [w.split(" ")[1] for w in lines(by_variable, "warning")] == ["policy.repo_may_set_checks"]
 
 
 def test_secrets_written_in_the_file_and_weak_ones_are_flagged_without_echoing_them(tmp_path: Path) -> None:

@@ -38,6 +38,9 @@ FORGEBOT = str(Path(sys.executable).with_name("forgebot"))
 SHUTDOWN_GRACE = 30  # server.shutdown_grace in deploy/forgebot.example.yml; every stop timeout must be longer
 
 
+SECRET_TEMPLATE = "secret.example.yaml"
+
+
 def kube(kind: str) -> dict[str, Any]:
     documents = [d for path in sorted(KUBE.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
     [found] = [d for d in documents if d.get("kind") == kind]
@@ -221,6 +224,16 @@ def test_compose_service_port_volume_healthcheck_and_secrets() -> None:
     assert seconds(service["stop_grace_period"]) > SHUTDOWN_GRACE
 
 
+def test_the_key_file_is_chowned_to_the_images_user_because_compose_mounts_it_as_is() -> None:
+    match = re.search(r"useradd [^\n]*--uid (\d+)", (DEPLOY / "Dockerfile").read_text())
+    assert match, "the Dockerfile creates its user with a fixed uid"
+    chown = f"chown {match[1]}:{match[1]}"
+    # A compose `secrets: {file: ...}` is a bind mount keeping the host's owner and mode: chmod 600 alone leaves
+    # the key unreadable to the container's user.
+    assert f"{chown} github-app.pem && chmod 600" in (DEPLOY / "compose.yaml").read_text()
+    assert f"{chown} deploy/github-app.pem && chmod 600" in (ROOT / "README.md").read_text()
+
+
 # ---- Kubernetes
 
 
@@ -275,14 +288,18 @@ def test_every_secret_the_deployment_references_is_in_the_secret_template() -> N
     assert referenced
     for ref in referenced:
         assert ref["name"] == secret["metadata"]["name"]
-        assert ref["key"] in keys, f"{ref['key']} is not in deploy/kubernetes/secret.yaml"
+        assert ref["key"] in keys, f"{ref['key']} is not in deploy/kubernetes/{SECRET_TEMPLATE}"
     assert {"webhook-secret", "github-app.pem", "github-app-id", "github-token"} <= keys
 
 
-def test_kustomization_lists_every_manifest() -> None:
+def test_kustomization_lists_every_manifest_but_never_the_secret_template() -> None:
     kustomization = yaml.safe_load((KUBE / "kustomization.yaml").read_text())
-    files = {p.name for p in KUBE.glob("*.yaml")} - {"kustomization.yaml"}
+    files = {p.name for p in KUBE.glob("*.yaml")} - {"kustomization.yaml", SECRET_TEMPLATE}
     assert set(kustomization["resources"]) == files
+    # `kubectl apply -k` would replace the real keys with the template's empty strings.
+    applied = [d for name in kustomization["resources"] for d in yaml.safe_load_all((KUBE / name).read_text()) if d]
+    assert not [d for d in applied if d.get("kind") == "Secret"]
+    assert kube("Secret")["metadata"]["name"] == "forgebot" and (KUBE / SECRET_TEMPLATE).is_file()
 
 
 # ---- systemd
@@ -393,3 +410,14 @@ def test_the_app_permissions_cover_every_operation_and_nothing_more() -> None:
         if LEVEL[level] > LEVEL.get(needed.get(scope, ""), 0):
             needed[scope] = level
     assert granted == needed  # every operation covered, and no permission forgebot does not use
+
+
+SHOWN = {"contents": "Contents", "issues": "Issues", "pull_requests": "Pull requests", "metadata": "Metadata",
+         "checks": "Checks", "statuses": "Commit statuses"}  # fmt: skip
+
+
+def test_the_readme_names_every_permission_the_manifest_asks_for() -> None:
+    readme = (ROOT / "README.md").read_text()
+    [sentence] = re.findall(r"The App needs ([^.]*)\.", readme)
+    for scope in manifest()["default_permissions"]:
+        assert SHOWN[scope] in sentence, f"README's 'The App needs' sentence omits {SHOWN[scope]}"

@@ -20,7 +20,7 @@ from forgebot.core.templates import (
     with_issue,
 )
 from forgebot.github.client import PyGithubClient
-from forgebot.templates import fetch_names, fetch_template, fetch_templates, find_template, load_templates
+from forgebot.templates import fetch_names, fetch_template, find_template, load_templates
 from tests.fake_github import FakeGitHub
 
 FIX = """\
@@ -333,6 +333,34 @@ def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
         find_template(str(repo), "bin", Settings())
 
 
+def test_a_symlinked_template_is_refused_by_name_and_never_read(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    write(repo, "fix-bug.md", FIX)
+    (repo / ".github/forge/templates/leak.md").symlink_to("/proc/self/environ")
+    problem = "is a symbolic link (forgebot reads only plain files of the repository)"
+    with pytest.raises(TemplateError) as raised:
+        find_template(str(repo), "leak", Settings())
+    assert str(raised.value) == f".github/forge/templates/leak.md: {problem}"
+    with pytest.raises(TemplateError, match=r"^\.github/forge/templates/leak\.md: is a symbolic link"):
+        load_templates(str(repo), Settings())
+    (repo / ".github/forge/templates/leak.md").unlink()
+    (repo / ".github/forge/templates/leak.md").symlink_to(repo / "nowhere")  # dangling: refused, not "unknown"
+    with pytest.raises(TemplateError, match=r"leak\.md: is a symbolic link"):
+        find_template(str(repo), "leak", Settings())
+    assert find_template(str(repo), "fix-bug", Settings()) == fix()  # the plain file beside it still works
+
+
+def test_a_templates_folder_leading_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    write(tmp_path / "outside", "fix-bug.md", FIX)
+    repo = tmp_path / "repo"
+    (repo / ".github/forge").mkdir(parents=True)
+    (repo / ".github/forge/templates").symlink_to(tmp_path / "outside/.github/forge/templates")
+    with pytest.raises(TemplateError, match=r"^\.github/forge/templates/fix-bug\.md: leads out of the repository"):
+        find_template(str(repo), "fix-bug", Settings())
+    with pytest.raises(TemplateError, match="leads out of the repository"):
+        load_templates(str(repo), Settings())
+
+
 # -- loading: a repository on GitHub ---------------------------------------------------------------------
 
 REPO = "acme/widgets"
@@ -358,10 +386,6 @@ async def test_fetch_from_github(tmp_path: Path) -> None:
                 UnknownTemplate, match=r"none is defined: add `\.github/forge/templates/x\.md` on `main`"
             ):
                 await fetch_template(client, "acme/empty", "main", "x", Settings())
-            with pytest.raises(TemplateError, match="'Upper' is not a valid template name"):
-                await fetch_templates(client, REPO, "main", settings)
-            gh.repos[REPO].files.pop(("main", ".github/forge/templates/Upper.md"))
-            assert list(await fetch_templates(client, REPO, "main", settings)) == ["fix-bug", "review"]
         finally:
             await client.close()
         # One read for a template that exists: the folder is not listed.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from forgebot.config import REPO_CONFIG_PATH, Settings, load_repo_config, merge
+from forgebot.config import REPO_CONFIG_PATH, Settings, load_repo_config, merge, read_repo_file
 from forgebot.core.models import Task
 from forgebot.engine.engine import Engine
 from forgebot.store import Store
@@ -21,13 +21,13 @@ from forgebot.store.tokens import TokenStore
 
 def worktree_settings(settings: Settings) -> Callable[[str], Settings]:
     """The server settings merged with `<repo>/.github/forge.yml` from the repository's work tree, within the
-    server's policy. Blocking (reads a file)."""
+    server's policy. Blocking (reads a file). A symbolic link, or a file that cannot be read, is a ConfigError."""
 
     def resolve(repo: str) -> Settings:
         path = Path(repo) / REPO_CONFIG_PATH
-        if not path.is_file():
+        if not path.is_file() and not path.is_symlink():
             return settings
-        return merge(settings, load_repo_config(path.read_text(encoding="utf-8"), str(path)))
+        return merge(settings, load_repo_config(read_repo_file(repo, path), str(path)))
 
     return resolve
 
