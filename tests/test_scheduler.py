@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from forgebot.github.sweeps import RedeliveryReport
 from forgebot.scheduler import Jobs, Scheduler
 from forgebot.store import open_store
 from tests import payloads
-from tests.bot_harness import REPO, SECRET, BotHarness, daemon_config, fake_agent
+from tests.bot_harness import REPO, SECRET, BotHarness, bare_remote, daemon_config, fake_agent, seed
 from tests.fake_github import FakeGitHub
 from tests.support import agent, git, make_repo, rsa_key_pair
 
@@ -145,16 +147,20 @@ def _app_options(tmp_path: Path, key: tuple[str, str]) -> dict[str, Any]:
     }
 
 
+@asynccontextmanager
+async def _app_github(tmp_path: Path, key: tuple[str, str]) -> AsyncIterator[FakeGitHub]:
+    """A fake GitHub with the repository, and forgebot installed on it as a GitHub App."""
+    async with FakeGitHub() as gh:
+        seed(gh, bare_remote(tmp_path))
+        gh.add_app(APP_ID, key[1])
+        gh.install(INSTALLATION, REPO)
+        yield gh
+
+
 async def test_missed_deliveries_are_redelivered_once_and_only_the_failed_ones(
     tmp_path: Path, app_key: tuple[str, str]
 ) -> None:
-    from tests.bot_harness import bare_remote, seed
-
-    gh = FakeGitHub()
-    async with gh:
-        seed(gh, bare_remote(tmp_path))
-        gh.add_app(APP_ID, app_key[1])
-        gh.install(INSTALLATION, REPO)
+    async with _app_github(tmp_path, app_key) as gh:
         options = _app_options(tmp_path, app_key)
         async with BotHarness.start(tmp_path, gh=gh, agents=QUICK, schedule={"enabled": False}, **options) as h:
             gh.set_hook(h.url, SECRET)
@@ -196,13 +202,7 @@ async def test_missed_deliveries_are_redelivered_once_and_only_the_failed_ones(
 async def test_the_sweep_runs_at_start_and_after_a_github_5xx_the_next_run_redelivers(
     tmp_path: Path, app_key: tuple[str, str]
 ) -> None:
-    from tests.bot_harness import bare_remote, seed
-
-    gh = FakeGitHub()
-    async with gh:
-        seed(gh, bare_remote(tmp_path))
-        gh.add_app(APP_ID, app_key[1])
-        gh.install(INSTALLATION, REPO)
+    async with _app_github(tmp_path, app_key) as gh:
         missed = gh.add_hook_delivery("ping", {"zen": "Keep it logically awesome."}, status_code=0)
         gh.fail("GET", "/app/hook/deliveries", 503, times=4)  # every retry of the client's first run
         schedule = {"deliveries_interval": 3600, "cleanup_interval": 3600, "reaper_interval": 3600}
